@@ -6,27 +6,41 @@
 import { Graph, type Value } from '../onnx/graph.js';
 import * as op from '../onnx/ops.js';
 import { GraphWeights, attend, mergeHeads, splitHeads } from './layers.js';
-import { tensor, type ClipWeights, type ModifiedResNetConfig } from './weights.js';
+import { numel } from '../io/safetensors.js';
+import { tensor, type ClipWeights, type HostTensor, type ModifiedResNetConfig } from './weights.js';
 
-const BATCH_NORM_EPS = 1e-5;
+/**
+ * A convolution followed by an inference-mode batch norm, as one convolution:
+ * with s = γ / √(running_var + eps), the folded weight is W·s (per output
+ * channel) and the bias (b − running_mean)·s + β, where b is the conv's own
+ * bias (0 for CLIP's convolutions). `convName` and `bnName` are module names,
+ * e.g. "visual.layer1.0.conv1" and "visual.layer1.0.bn1". PyTorch's default
+ * eps is 1e-5, which CLIP's ModifiedResNet uses.
+ */
+export function foldBatchNorm(
+  weights: ClipWeights,
+  convName: string,
+  bnName: string,
+  eps = 1e-5,
+): { weight: HostTensor; bias: HostTensor } {
+  const conv = tensor(weights, `${convName}.weight`);
+  const channels = conv.shape[0];
+  const perChannel = [channels];
+  const gamma = tensor(weights, `${bnName}.weight`, perChannel).data;
+  const beta = tensor(weights, `${bnName}.bias`, perChannel).data;
+  const mean = tensor(weights, `${bnName}.running_mean`, perChannel).data;
+  const variance = tensor(weights, `${bnName}.running_var`, perChannel).data;
+  const convBias = weights.tensors.has(`${convName}.bias`) ? tensor(weights, `${convName}.bias`, perChannel).data : undefined;
 
-/** Conv weight and bias with BatchNorm `bn` (eval mode) folded in. */
-export function foldBatchNorm(weights: ClipWeights, convName: string, bnName: string, shape: readonly number[]): { weight: Float32Array; bias: Float32Array } {
-  const out = shape[0];
-  const w = tensor(weights, `${convName}.weight`, shape).data;
-  const gamma = tensor(weights, `${bnName}.weight`, [out]).data;
-  const beta = tensor(weights, `${bnName}.bias`, [out]).data;
-  const mean = tensor(weights, `${bnName}.running_mean`, [out]).data;
-  const variance = tensor(weights, `${bnName}.running_var`, [out]).data;
-  const perOut = w.length / out;
-  const weight = new Float32Array(w.length);
-  const bias = new Float32Array(out);
-  for (let o = 0; o < out; o++) {
-    const s = gamma[o] / Math.sqrt(variance[o] + BATCH_NORM_EPS);
-    for (let i = 0; i < perOut; i++) weight[o * perOut + i] = w[o * perOut + i] * s;
-    bias[o] = beta[o] - mean[o] * s;
+  const perOutput = numel(conv.shape) / channels;
+  const weight = new Float32Array(conv.data.length);
+  const bias = new Float32Array(channels);
+  for (let o = 0; o < channels; o++) {
+    const scale = gamma[o] / Math.sqrt(variance[o] + eps);
+    for (let i = o * perOutput; i < (o + 1) * perOutput; i++) weight[i] = conv.data[i] * scale;
+    bias[o] = ((convBias?.[o] ?? 0) - mean[o]) * scale + beta[o];
   }
-  return { weight, bias };
+  return { weight: { shape: [...conv.shape], data: weight }, bias: { shape: perChannel, data: bias } };
 }
 
 export function buildModifiedResNet(weights: ClipWeights): Graph {
@@ -38,9 +52,10 @@ export function buildModifiedResNet(weights: ClipWeights): Graph {
 
   /** Convolution + folded BatchNorm; `size` is the output's spatial size. */
   const convBn = (x: Value, conv: string, bn: string, inC: number, outC: number, k: number, stride: number, size: number): Value => {
-    const folded = foldBatchNorm(weights, conv, bn, [outC, inC, k, k]);
-    const wt = g.weight(`${conv}.folded`, [outC, inC, k, k], folded.weight);
-    const b = g.weight(`${bn}.folded_bias`, [outC], folded.bias);
+    tensor(weights, `${conv}.weight`, [outC, inC, k, k]);
+    const folded = foldBatchNorm(weights, conv, bn);
+    const wt = g.weight(`${conv}.folded`, [outC, inC, k, k], folded.weight.data);
+    const b = g.weight(`${bn}.folded_bias`, [outC], folded.bias.data);
     return op.conv(g, x, wt, b, { stride, pad: (k - 1) / 2, outShape: ['batch', outC, size, size] });
   };
   const pool = (x: Value, k: number): Value => {
