@@ -3,6 +3,8 @@
 
 import { Command } from 'commander';
 import { readFileSync } from 'node:fs';
+import { registerFeatures } from './features.js';
+import { registerPartition } from './partition.js';
 import { registerTokenize } from './tokenize.js';
 import { registerVerify } from './verify.js';
 import { registerZeroshot } from './zeroshot.js';
@@ -17,6 +19,8 @@ const program = new Command('pfedprompt')
 registerZeroshot(program);
 registerTokenize(program);
 registerVerify(program);
+registerFeatures(program);
+registerPartition(program);
 
 try {
   await program.parseAsync();

@@ -98,14 +98,8 @@ export async function preprocessImage(input: string | Buffer, config: Preprocess
  * Returns CHW float32 [3, cropSize, cropSize].
  */
 export function preprocessPixels(pixels: DecodedPixels, config: PreprocessConfig): Float32Array {
+  const mode = checkedMode(pixels, 'preprocessPixels');
   const { width, height, channels, data } = pixels;
-  const mode = pixels.mode ?? MODE_OF_CHANNELS[channels];
-  if (!mode || CHANNELS_OF_MODE[mode] !== channels) {
-    throw new Error(`preprocessPixels: ${channels} channel(s) cannot hold mode ${mode ?? '?'}`);
-  }
-  if (!(width >= 1 && height >= 1) || data.length !== width * height * channels) {
-    throw new Error(`preprocessPixels: ${data.length} bytes do not make a ${width}×${height}×${channels} image`);
-  }
   const crop = config.cropSize;
   const [outWidth, outHeight] = shortestEdgeSize(width, height, config.resizeShortestEdge);
   const window: CropWindow = {
@@ -113,22 +107,46 @@ export function preprocessPixels(pixels: DecodedPixels, config: PreprocessConfig
     top: cropOrigin(outHeight, crop),
     size: crop,
   };
-  const source = { width, height, channels, data };
-  let cropped: Uint8Array;
-  if (outWidth === width && outHeight === height) {
-    // torchvision and Pillow both hand the image back untouched.
-    cropped = resizeCropped(source, outWidth, outHeight, window, 'identity');
-  } else if (pixels.indexed) {
-    cropped = resizeCropped(source, outWidth, outHeight, window, 'nearest');
-  } else if (mode === 'RGBA' || mode === 'LA') {
-    // Pillow resizes RGBA as premultiplied RGBa (LA as La) and converts back.
-    const premultiplied = { ...source, data: premultiplyAlpha(data, channels) };
-    cropped = resizeCropped(premultiplied, outWidth, outHeight, window, 'bicubic');
-    unpremultiplyAlpha(cropped, channels);
-  } else {
-    cropped = resizeCropped(source, outWidth, outHeight, window, 'bicubic');
-  }
+  const cropped = resizeInMode({ width, height, channels, data }, mode, pixels.indexed, outWidth, outHeight, window);
   return normalizeToCHW(cropped, crop, mode, config);
+}
+
+/** A rectangle of an image, in its pixel coordinates: PIL's crop box (left, top, left + width, top + height). */
+export interface PixelBox {
+  readonly left: number;
+  readonly top: number;
+  readonly width: number;
+  readonly height: number;
+}
+
+/**
+ * torchvision's resized_crop on a PIL image, `img.crop(box).resize((size,
+ * size), BICUBIC)` — the training augmentation's crop — then converted to RGB
+ * and normalised as preprocessPixels does. The box must lie inside the image.
+ * Returns CHW float32 [3, size, size].
+ */
+export function preprocessCrop(pixels: DecodedPixels, box: PixelBox, size: number, config: PreprocessConfig): Float32Array {
+  const mode = checkedMode(pixels, 'preprocessCrop');
+  const { left, top, width, height } = box;
+  const inside = [left, top, width, height].every(Number.isInteger) && left >= 0 && top >= 0 && width >= 1 && height >= 1 &&
+    left + width <= pixels.width && top + height <= pixels.height;
+  if (!inside) throw new Error(`preprocessCrop: box ${width}×${height} at (${left}, ${top}) is not inside the ${pixels.width}×${pixels.height} image`);
+  const region = copyRegion(pixels, { x0: left, x1: left + width, y0: top, y1: top + height });
+  const cropped = resizeInMode({ width, height, channels: pixels.channels, data: region }, mode, pixels.indexed, size, size, { left: 0, top: 0, size });
+  return normalizeToCHW(cropped, size, mode, config);
+}
+
+/** The pixels' mode, after checking that channels, mode and byte count agree. */
+function checkedMode(pixels: DecodedPixels, caller: string): PixelMode {
+  const { width, height, channels, data } = pixels;
+  const mode = pixels.mode ?? MODE_OF_CHANNELS[channels];
+  if (!mode || CHANNELS_OF_MODE[mode] !== channels) {
+    throw new Error(`${caller}: ${channels} channel(s) cannot hold mode ${mode ?? '?'}`);
+  }
+  if (!(width >= 1 && height >= 1) || data.length !== width * height * channels) {
+    throw new Error(`${caller}: ${data.length} bytes do not make a ${width}×${height}×${channels} image`);
+  }
+  return mode;
 }
 
 // ---------------------------------------------------------------------------
@@ -193,6 +211,26 @@ function resizeCropped(image: Raster, outWidth: number, outHeight: number, windo
     out.set(resized.subarray(from, from + regionWidth * c), ((y - window.top) * window.size + (x0 - window.left)) * c);
   }
   return out;
+}
+
+/**
+ * Pillow's Image.resize in the image's own mode, then the crop window: an
+ * image of the asked size comes back untouched, palette (and 1-bit) images
+ * are resized with nearest neighbour whatever the filter, RGBA (LA) as
+ * premultiplied RGBa (La), everything else bicubic.
+ */
+function resizeInMode(
+  source: Raster, mode: PixelMode, indexed: boolean | undefined, outWidth: number, outHeight: number, window: CropWindow,
+): Uint8Array {
+  if (outWidth === source.width && outHeight === source.height) return resizeCropped(source, outWidth, outHeight, window, 'identity');
+  if (indexed) return resizeCropped(source, outWidth, outHeight, window, 'nearest');
+  if (mode === 'RGBA' || mode === 'LA') {
+    const premultiplied = { ...source, data: premultiplyAlpha(source.data, source.channels) };
+    const cropped = resizeCropped(premultiplied, outWidth, outHeight, window, 'bicubic');
+    unpremultiplyAlpha(cropped, source.channels);
+    return cropped;
+  }
+  return resizeCropped(source, outWidth, outHeight, window, 'bicubic');
 }
 
 /** Output pixels [x0, x1) × [y0, y1) of a resize, in output coordinates. */
