@@ -1,0 +1,84 @@
+// From a dataset and a partition to each client's features: every image the
+// clients hold is encoded once (through the feature cache, so a second run,
+// another method or another seed reads them back), and kept as its embedding
+// and its pooled spatial features. Items are processed in slices so memory
+// never holds more than a few hundred full spatial maps.
+
+import type { ClipModel } from '../clip/model.js';
+import type { Dataset, ImageItem } from '../data/dataset.js';
+import type { Partition } from '../data/partition.js';
+import type { FeatureCache } from '../features/cache.js';
+import { extractFeatures } from '../features/extract.js';
+import { FeatureSetBuilder, poolSpatial, pooledWidth, type ClientData, type FeatureSet } from '../federation/client-data.js';
+
+export interface ClientFeatureOptions {
+  /** Augmented views per training image (besides the plain one). */
+  readonly views: number;
+  readonly augmentSeed: number;
+  readonly cache?: FeatureCache;
+  readonly batchSize?: number;
+  /** Called with (features done, features in all) as slices finish. */
+  readonly onProgress?: (done: number, total: number) => void;
+}
+
+/** Full spatial maps held at once while pooling. */
+const FEATURES_PER_SLICE = 256;
+
+interface Pooled {
+  readonly embed: Float32Array;
+  readonly pooled: Float32Array;
+}
+
+export async function loadClientData(model: ClipModel, dataset: Dataset, partition: Partition, options: ClientFeatureOptions): Promise<ClientData[]> {
+  const kind = model.config.vision.kind;
+  const E = model.config.embedDim;
+  const trainItems = uniqueItems(partition.clients.flatMap((c) => c.train.map((i) => dataset.train[i])));
+  const evalItems = uniqueItems(partition.clients.flatMap((c) => [...(c.val ?? []).map((i) => dataset.val[i]), ...c.test.map((i) => dataset.test[i])]));
+  const total = trainItems.length * (options.views + 1) + evalItems.length;
+  let done = 0;
+  const D = pooledWidth(model.config.vision);
+  const features = new Map<string, Pooled>(); // `${path}#${view}`
+
+  const encode = async (items: readonly ImageItem[], views: number): Promise<void> => {
+    const perSlice = Math.max(1, Math.floor(FEATURES_PER_SLICE / (views + 1)));
+    for (let start = 0; start < items.length; start += perSlice) {
+      const slice = items.slice(start, start + perSlice);
+      const result = await extractFeatures(model, slice, {
+        views, augmentSeed: options.augmentSeed, cache: options.cache, batchSize: options.batchSize, onWarning: () => {},
+      });
+      for (const f of result.features) {
+        const pooled = poolSpatial(kind, f.spatial!, f.spatialShape);
+        features.set(`${f.item.path}#${f.view}`, { embed: f.embed, pooled });
+      }
+      done += result.requested;
+      options.onProgress?.(done, total);
+    }
+  };
+  await encode(trainItems, options.views);
+  await encode(evalItems, 0);
+
+  const set = (items: readonly ImageItem[], view: number): FeatureSet => {
+    const builder = new FeatureSetBuilder(E, D);
+    for (const item of items) {
+      const f = features.get(`${item.path}#${view}`);
+      if (!f) throw new Error(`no features for ${item.relativePath} (view ${view})`);
+      builder.add(f.embed, f.pooled, item.label);
+    }
+    return builder.build();
+  };
+  return partition.clients.map((c, id) => {
+    const train = c.train.map((i) => dataset.train[i]);
+    return {
+      id,
+      classes: c.classes,
+      train: Array.from({ length: options.views + 1 }, (_, v) => set(train, v)),
+      val: set((c.val ?? []).map((i) => dataset.val[i]), 0),
+      test: set(c.test.map((i) => dataset.test[i]), 0),
+    };
+  });
+}
+
+function uniqueItems(items: readonly ImageItem[]): ImageItem[] {
+  const seen = new Set<string>();
+  return items.filter((item) => !seen.has(item.path) && Boolean(seen.add(item.path)));
+}

@@ -1,0 +1,105 @@
+// What one client holds: the frozen encoder's features of its own images,
+// computed once (and cached) before any training. A method reads them; none
+// of it is ever uploaded.
+//
+// Every image is kept as two vectors: CLIP's projected image embedding f(x)
+// (the input of the contrastive logits) and its spatial features F_s pooled
+// to one vector (ViT: the mean of the patch tokens before ln_post; ResNet:
+// the mean of the map before attention pooling), the query and keys of
+// pFedPrompt's visual memory. Pooling at load time keeps a client's memory a
+// few megabytes where the full maps would be gigabytes.
+
+import type { HostTensor, ModifiedResNetConfig, VisionTransformerConfig } from '../clip/weights.js';
+
+/** Features of n images: rows of `embeds` [n, E] and `pooled` [n, D], with their labels. */
+export interface FeatureSet {
+  readonly count: number;
+  readonly embedDim: number;
+  readonly pooledDim: number;
+  readonly embeds: Float32Array;
+  readonly pooled: Float32Array;
+  readonly labels: Int32Array;
+}
+
+export interface ClientData {
+  readonly id: number;
+  /** Labels this client holds (over the dataset's label space). */
+  readonly classes: readonly number[];
+  /** Training images: `views[0]` un-augmented, `views[1 …]` the seeded augmented views, same image order in each. */
+  readonly train: readonly FeatureSet[];
+  readonly val: FeatureSet;
+  readonly test: FeatureSet;
+}
+
+/** A FeatureSet from rows given one at a time. */
+export class FeatureSetBuilder {
+  private readonly embeds: number[][] = [];
+  private readonly pooled: number[][] = [];
+  private readonly labels: number[] = [];
+
+  constructor(readonly embedDim: number, readonly pooledDim: number) {}
+
+  add(embed: Float32Array, pooled: Float32Array, label: number): void {
+    if (embed.length !== this.embedDim || pooled.length !== this.pooledDim) {
+      throw new Error(`feature rows must be ${this.embedDim} + ${this.pooledDim} wide, got ${embed.length} + ${pooled.length}`);
+    }
+    this.embeds.push(Array.from(embed));
+    this.pooled.push(Array.from(pooled));
+    this.labels.push(label);
+  }
+
+  build(): FeatureSet {
+    return {
+      count: this.labels.length,
+      embedDim: this.embedDim,
+      pooledDim: this.pooledDim,
+      embeds: Float32Array.from(this.embeds.flat()),
+      pooled: Float32Array.from(this.pooled.flat()),
+      labels: Int32Array.from(this.labels),
+    };
+  }
+}
+
+/** Width of pooled spatial features: a ViT's width, or the channels of a ModifiedResNet's last map (32 × stem width). */
+export function pooledWidth(vision: VisionTransformerConfig | ModifiedResNetConfig): number {
+  return vision.kind === 'vit' ? vision.width : vision.width * 32;
+}
+
+/** Pools one item's spatial features: ViT patch tokens (CLS left out) averaged; a ResNet map averaged over positions. */
+export function poolSpatial(kind: 'vit' | 'resnet', spatial: Float32Array, shape: readonly number[]): Float32Array {
+  if (kind === 'vit') {
+    const [tokens, width] = shape;
+    const out = new Float32Array(width);
+    for (let t = 1; t < tokens; t++) for (let k = 0; k < width; k++) out[k] += spatial[t * width + k];
+    for (let k = 0; k < width; k++) out[k] /= tokens - 1;
+    return out;
+  }
+  const [channels, h, w] = shape;
+  const area = h * w;
+  const out = new Float32Array(channels);
+  for (let c = 0; c < channels; c++) {
+    let sum = 0;
+    for (let i = 0; i < area; i++) sum += spatial[c * area + i];
+    out[c] = sum / area;
+  }
+  return out;
+}
+
+/** Rows `indices` of a feature set, in that order. */
+export function selectRows(set: FeatureSet, indices: ArrayLike<number>): { embeds: HostTensor; pooled: HostTensor; labels: Int32Array } {
+  const n = indices.length;
+  const embeds = new Float32Array(n * set.embedDim);
+  const pooled = new Float32Array(n * set.pooledDim);
+  const labels = new Int32Array(n);
+  for (let i = 0; i < n; i++) {
+    const r = indices[i];
+    embeds.set(set.embeds.subarray(r * set.embedDim, (r + 1) * set.embedDim), i * set.embedDim);
+    pooled.set(set.pooled.subarray(r * set.pooledDim, (r + 1) * set.pooledDim), i * set.pooledDim);
+    labels[i] = set.labels[r];
+  }
+  return { embeds: { shape: [n, set.embedDim], data: embeds }, pooled: { shape: [n, set.pooledDim], data: pooled }, labels };
+}
+
+export function emptyFeatureSet(embedDim: number, pooledDim: number): FeatureSet {
+  return { count: 0, embedDim, pooledDim, embeds: new Float32Array(0), pooled: new Float32Array(0), labels: new Int32Array(0) };
+}

@@ -1,0 +1,288 @@
+// Where clients compute: one thread after another, or a pool of worker
+// threads running clients of a round in parallel. A job carries everything
+// it depends on (what the server sent, the client's own state, a seed made
+// from the run seed, the round and the client), so a parallel run gives the
+// same numbers as a sequential one.
+//
+// This file is also the workers' entry point.
+
+import { createHash } from 'node:crypto';
+import os from 'node:os';
+import { Worker, isMainThread, parentPort, workerData } from 'node:worker_threads';
+import { ClipModel } from '../clip/model.js';
+import { SeededRandom } from '../clip/random.js';
+import { ClipTokenizer } from '../clip/tokenizer.js';
+import { createMethod, type MethodId, type MethodOptions } from '../methods/index.js';
+import { VisualMemory, type MemoryOptions } from '../methods/visual-memory.js';
+import { CoopPrompt, type PromptOptions } from '../prompt/coop-prompt.js';
+import { learningRate, type SgdOptions } from '../prompt/sgd.js';
+import type { ClientData } from './client-data.js';
+import { accuracy, classTextFeatures, predictLogits, type Scoring } from './evaluation.js';
+import { trainLocally, type PromptCompute } from './local-training.js';
+import type { ClientRuntime, FederationSetup, Method, Tensors } from './method.js';
+
+/** Everything a client needs besides its job: serialisable, so a worker can rebuild it. */
+export interface ExecutorSetup {
+  readonly modelPath: string;
+  readonly tokenizerDir: string;
+  /** onnxruntime threads per operator (per worker). */
+  readonly threads?: number;
+  readonly executionProviders?: readonly string[];
+  readonly methodId: MethodId;
+  readonly methodOptions: MethodOptions;
+  /** The prompt layout, the method's own overrides already applied. */
+  readonly prompt: PromptOptions;
+  readonly classnames: readonly string[];
+  readonly federation: FederationSetup;
+  readonly localEpochs: number;
+  readonly batchSize: number;
+  readonly sgd: SgdOptions;
+  /** Epochs of the whole run, for the learning-rate schedule. */
+  readonly scheduleEpochs: number;
+  readonly seed: number;
+  readonly scoring: Scoring;
+  readonly clients: readonly ClientData[];
+}
+
+export interface FitJob {
+  /** 'fit': a round's local training; 'finish': the method's last local step after the rounds. */
+  readonly kind: 'fit' | 'finish';
+  readonly client: number;
+  /** 1-based; finish jobs carry rounds + 1. */
+  readonly round: number;
+  readonly download: Tensors;
+  readonly personal?: Tensors;
+}
+
+export interface FitJobResult {
+  readonly client: number;
+  readonly upload: Tensors;
+  readonly personal: Tensors;
+  readonly loss: number;
+  readonly steps: number;
+}
+
+export interface EvalJob {
+  readonly client: number;
+  readonly split: 'test' | 'val';
+  readonly context: Float32Array;
+  /** Memory settings to score with (several: one accuracy each); none: CLIP's logits alone. */
+  readonly memories: readonly MemoryOptions[];
+}
+
+export interface EvalJobResult {
+  readonly client: number;
+  /** One accuracy per memory setting, or one without memory. */
+  readonly accuracies: readonly number[];
+  readonly count: number;
+}
+
+export interface ClientExecutor {
+  fit(jobs: readonly FitJob[]): Promise<FitJobResult[]>;
+  evaluate(jobs: readonly EvalJob[]): Promise<EvalJobResult[]>;
+  close(): Promise<void>;
+}
+
+// ---------------------------------------------------------------- one thread
+
+/** Loaded models, shared by every executor of this thread that names the same checkpoint. */
+const models = new Map<string, Promise<ClipModel>>();
+const tokenizers = new Map<string, Promise<ClipTokenizer>>();
+
+function loadModel(setup: ExecutorSetup): Promise<ClipModel> {
+  const key = JSON.stringify([setup.modelPath, setup.threads, setup.executionProviders]);
+  let m = models.get(key);
+  if (!m) models.set(key, (m = ClipModel.load(setup.modelPath, { threads: setup.threads, executionProviders: setup.executionProviders })));
+  return m;
+}
+
+function loadTokenizer(dir: string): Promise<ClipTokenizer> {
+  let t = tokenizers.get(dir);
+  if (!t) tokenizers.set(dir, (t = ClipTokenizer.fromDirectory(dir)));
+  return t;
+}
+
+/** Runs jobs in this thread. */
+export class InProcessExecutor implements ClientExecutor {
+  private readonly method: Method;
+  /** Normalised class text features of the last few contexts evaluated (the global prompt is shared by every client). */
+  private readonly texts = new Map<string, Float32Array>();
+
+  private constructor(private readonly setup: ExecutorSetup, private readonly compute: PromptCompute) {
+    this.method = createMethod(setup.methodId, setup.methodOptions);
+  }
+
+  static async create(setup: ExecutorSetup): Promise<InProcessExecutor> {
+    const [model, tokenizer] = await Promise.all([loadModel(setup), loadTokenizer(setup.tokenizerDir)]);
+    return new InProcessExecutor(setup, { model, prompt: new CoopPrompt(model, tokenizer, setup.classnames, setup.prompt) });
+  }
+
+  private client(id: number): ClientData {
+    const data = this.setup.clients[id];
+    if (!data) throw new Error(`no client ${id} (the run has ${this.setup.clients.length})`);
+    return data;
+  }
+
+  private runtime(job: FitJob): ClientRuntime {
+    const { setup, compute, method } = this;
+    const data = this.client(job.client);
+    const memoryOptions = method.memoryOptions;
+    return {
+      setup: setup.federation,
+      data,
+      round: job.round,
+      memory: () => {
+        if (!memoryOptions) throw new Error(`${method.label} has no visual memory`);
+        return VisualMemory.build(data.train[0], setup.classnames.length, memoryOptions);
+      },
+      train: (start, options = {}) => {
+        const epochs = options.epochs ?? setup.localEpochs;
+        const first = (job.round - 1) * setup.localEpochs;
+        const learningRates = Array.from({ length: epochs }, (_, e) => learningRate(setup.sgd, first + e, setup.scheduleEpochs));
+        return trainLocally(compute, data, start, {
+          epochs,
+          batchSize: setup.batchSize,
+          sgd: setup.sgd,
+          learningRates,
+          seed: SeededRandom.forName(setup.seed, `${job.kind}/round${job.round}/client${job.client}`).nextUint32(),
+          penalty: options.penalty,
+          memory: options.memory && memoryOptions ? VisualMemory.build(data.train[0], setup.classnames.length, memoryOptions) : undefined,
+        });
+      },
+    };
+  }
+
+  async fit(jobs: readonly FitJob[]): Promise<FitJobResult[]> {
+    const out: FitJobResult[] = [];
+    for (const job of jobs) {
+      const runtime = this.runtime(job);
+      if (job.kind === 'finish') {
+        if (!this.method.finish) throw new Error(`${this.method.label} has no finishing step`);
+        const personal = await this.method.finish(runtime, job.download, job.personal);
+        out.push({ client: job.client, upload: {}, personal, loss: NaN, steps: 0 });
+      } else {
+        const result = await this.method.fit(runtime, job.download, job.personal);
+        out.push({ client: job.client, ...result });
+      }
+    }
+    return out;
+  }
+
+  private async textFeatures(context: Float32Array): Promise<Float32Array> {
+    const key = createHash('sha1').update(new Uint8Array(context.buffer, context.byteOffset, context.byteLength)).digest('hex');
+    let texts = this.texts.get(key);
+    if (!texts) {
+      texts = await classTextFeatures(this.compute, context);
+      if (this.texts.size >= 16) this.texts.delete(this.texts.keys().next().value!);
+      this.texts.set(key, texts);
+    }
+    return texts;
+  }
+
+  async evaluate(jobs: readonly EvalJob[]): Promise<EvalJobResult[]> {
+    const out: EvalJobResult[] = [];
+    const scale = this.compute.model.logitScale;
+    for (const job of jobs) {
+      const data = this.client(job.client);
+      const set = data[job.split];
+      const texts = await this.textFeatures(job.context);
+      const score = (memory?: VisualMemory): number => accuracy(predictLogits(set, texts, scale, memory), set.labels, this.setup.scoring, data.classes);
+      const accuracies = job.memories.length === 0 ? [score()]
+        : job.memories.map((m) => score(VisualMemory.build(data.train[0], this.setup.classnames.length, m)));
+      out.push({ client: job.client, accuracies, count: set.count });
+    }
+    return out;
+  }
+
+  async close(): Promise<void> {
+    this.texts.clear();
+  }
+}
+
+// ---------------------------------------------------------------- worker threads
+
+type Request = { id: number; kind: 'fit'; jobs: readonly FitJob[] } | { id: number; kind: 'evaluate'; jobs: readonly EvalJob[] };
+type Reply = { id: number; result?: unknown; error?: string };
+
+/** Runs jobs on `workers` threads, each with its own model and 1/workers of the cores. */
+export class WorkerExecutor implements ClientExecutor {
+  private next = 0;
+  private readonly pending = new Map<number, { resolve: (v: unknown) => void; reject: (e: Error) => void }>();
+
+  private constructor(private readonly workers: Worker[]) {
+    for (const worker of workers) {
+      worker.on('message', (reply: Reply) => {
+        const p = this.pending.get(reply.id);
+        if (!p) return;
+        this.pending.delete(reply.id);
+        if (reply.error !== undefined) p.reject(new Error(reply.error));
+        else p.resolve(reply.result);
+      });
+      worker.on('error', (error) => {
+        for (const p of this.pending.values()) p.reject(error);
+        this.pending.clear();
+      });
+    }
+  }
+
+  static async create(setup: ExecutorSetup, workers: number): Promise<WorkerExecutor> {
+    const threads = setup.threads ?? Math.max(1, Math.floor(os.availableParallelism() / workers));
+    const pool = Array.from({ length: workers }, () => new Worker(new URL(import.meta.url), { workerData: { ...setup, threads } }));
+    const executor = new WorkerExecutor(pool);
+    await Promise.all(pool.map((w) => executor.request(w, { kind: 'evaluate', jobs: [] })));
+    return executor;
+  }
+
+  private request<T>(worker: Worker, message: Omit<Request, 'id'>): Promise<T> {
+    const id = this.next++;
+    return new Promise<T>((resolve, reject) => {
+      this.pending.set(id, { resolve: resolve as (v: unknown) => void, reject });
+      worker.postMessage({ ...message, id });
+    });
+  }
+
+  /** Deals the jobs out one at a time to whichever worker is free; results in job order. */
+  private async spread<J, R>(kind: Request['kind'], jobs: readonly J[]): Promise<R[]> {
+    const results = new Array<R>(jobs.length);
+    let cursor = 0;
+    await Promise.all(this.workers.map(async (worker) => {
+      while (cursor < jobs.length) {
+        const index = cursor++;
+        const [result] = await this.request<R[]>(worker, { kind, jobs: [jobs[index]] } as Omit<Request, 'id'>);
+        results[index] = result;
+      }
+    }));
+    return results;
+  }
+
+  fit(jobs: readonly FitJob[]): Promise<FitJobResult[]> {
+    return this.spread('fit', jobs);
+  }
+
+  evaluate(jobs: readonly EvalJob[]): Promise<EvalJobResult[]> {
+    return this.spread('evaluate', jobs);
+  }
+
+  async close(): Promise<void> {
+    await Promise.all(this.workers.map((w) => w.terminate()));
+  }
+}
+
+/** A sequential executor for one worker, a pool of threads for more. */
+export function createExecutor(setup: ExecutorSetup, workers: number): Promise<ClientExecutor> {
+  return workers <= 1 ? InProcessExecutor.create(setup) : WorkerExecutor.create(setup, workers);
+}
+
+if (!isMainThread && parentPort && (workerData as ExecutorSetup | undefined)?.methodId) {
+  const port = parentPort;
+  const ready = InProcessExecutor.create(workerData as ExecutorSetup);
+  port.on('message', async (request: Request) => {
+    try {
+      const executor = await ready;
+      const result = request.kind === 'fit' ? await executor.fit(request.jobs) : await executor.evaluate(request.jobs);
+      port.postMessage({ id: request.id, result } satisfies Reply);
+    } catch (error) {
+      port.postMessage({ id: request.id, error: (error as Error).stack ?? String(error) } satisfies Reply);
+    }
+  });
+}

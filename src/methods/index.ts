@@ -1,0 +1,62 @@
+// Every method by its identifier, built from its options. The order is the
+// paper's table: baselines first, pFedPrompt last.
+
+import type { Method } from '../federation/method.js';
+import { localCoop } from './local-coop.js';
+import { localTipAdapter } from './local-tip-adapter.js';
+import { pFedPrompt, PFEDPROMPT_DEFAULTS } from './pfedprompt.js';
+import { promptAmp, PROMPTAMP_DEFAULTS, type PromptAmpOptions } from './promptamp.js';
+import { promptFl } from './promptfl.js';
+import { promptFlFineTuned } from './promptfl-ft.js';
+import { promptPer } from './promptper.js';
+import { promptProx, PROMPTPROX_DEFAULTS } from './promptprox.js';
+import type { MemoryOptions } from './visual-memory.js';
+import { zeroShot } from './zero-shot.js';
+
+export const METHOD_IDS = [
+  'zeroshot', 'local-coop', 'promptfl', 'promptfl-ft', 'promptper', 'promptprox', 'promptamp', 'pfedprompt', 'local-tip-adapter',
+] as const;
+export type MethodId = (typeof METHOD_IDS)[number];
+
+/** Every method's options in one place, as a config file gives them. */
+export interface MethodOptions {
+  /** FedAvg weighted by client sample counts (default) or plain. */
+  readonly weighted: boolean;
+  /** PromptFL+FT's fine-tuning epochs (default: the local epochs). */
+  readonly fineTuneEpochs?: number;
+  /** PromptPer's global context tokens (default ⌊M/2⌋). */
+  readonly globalTokens?: number;
+  /** PromptProx's μ. */
+  readonly mu: number;
+  readonly amp: PromptAmpOptions;
+  /** pFedPrompt's (and local Tip-Adapter's) visual memory. */
+  readonly memory: MemoryOptions;
+}
+
+export const DEFAULT_METHOD_OPTIONS: MethodOptions = {
+  weighted: true,
+  mu: PROMPTPROX_DEFAULTS.mu,
+  amp: PROMPTAMP_DEFAULTS,
+  memory: PFEDPROMPT_DEFAULTS.memory,
+};
+
+export function createMethod(id: MethodId, options: MethodOptions = DEFAULT_METHOD_OPTIONS): Method {
+  const { weighted } = options;
+  switch (id) {
+    case 'zeroshot': return zeroShot();
+    case 'local-coop': return localCoop();
+    case 'promptfl': return promptFl({ weighted });
+    case 'promptfl-ft': return promptFlFineTuned({ weighted, fineTuneEpochs: options.fineTuneEpochs });
+    case 'promptper': return promptPer({ weighted, globalTokens: options.globalTokens });
+    case 'promptprox': return promptProx({ weighted, mu: options.mu });
+    case 'promptamp': return promptAmp(options.amp);
+    case 'pfedprompt': return pFedPrompt({ weighted, memory: options.memory });
+    case 'local-tip-adapter': return localTipAdapter(options.memory);
+  }
+  const never: never = id;
+  throw new Error(`unknown method "${never as string}" (known: ${METHOD_IDS.join(', ')})`);
+}
+
+export function isMethodId(id: string): id is MethodId {
+  return (METHOD_IDS as readonly string[]).includes(id);
+}
