@@ -205,3 +205,9 @@ test('readResults: reads a good file, and names the file and field of a bad one'
     rmSync(dir, { recursive: true, force: true });
   }
 });
+
+test('aggregation refuses two cells for the same seed of one entry (they would count as two seeds)', () => {
+  const results = synthetic();
+  results.cells.push({ ...results.cells[0], id: 'duplicate' });
+  assert.throws(() => markdownTables(results), /"caltech101\/rn50\/16shot\/zeroshot\/seed1" and "duplicate" are the same seed/);
+});

@@ -110,6 +110,11 @@ export function summarize(results: ResultsFile): Summary {
     const entries = new Map<string, TableEntry>();
     for (const [key, entryCells] of groupBy(cells, (c) => entryKey(c.method, c.dataset))) {
       const sorted = [...entryCells].sort((a, b) => a.seed - b.seed);
+      sorted.forEach((c, i) => {
+        if (i > 0 && c.seed === sorted[i - 1].seed) {
+          throw new Error(`cells ${JSON.stringify(sorted[i - 1].id)} and ${JSON.stringify(c.id)} are the same seed of the same entry`);
+        }
+      });
       const perSeed = sorted.map((c) => c.meanAccuracy);
       entries.set(key, {
         method: sorted[0].method,

@@ -93,6 +93,8 @@ export function summaryTable(results: ResultsFile, options: SummaryTableOptions 
       head: ['Method', ...g.datasets.map((d) => d.label)],
       colAligns: ['left', ...g.datasets.map(() => 'right' as const)],
       style: color ? { head: ['cyan'] } : { head: [], border: [] },
+      // No rule between method rows: the table stays as compact as the paper's.
+      chars: { mid: '', 'left-mid': '', 'mid-mid': '', 'right-mid': '' },
     });
     for (const m of g.methods) {
       table.push([
