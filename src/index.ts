@@ -10,3 +10,16 @@ export { cosineLogits, normalizeRows, softmaxRows } from './clip/similarity.js';
 export { verifyGoldens, type KeyError, type VerifyReport } from './clip/verify.js';
 export { readSafetensors, writeSafetensors } from './io/safetensors.js';
 export { writeFileAtomic } from './io/atomic.js';
+export {
+  readResults,
+  validateResults,
+  writeReport,
+  summaryTable,
+  markdownTables,
+  resultsCsv,
+  type ResultsFile,
+  type CellResult,
+  type ClientResult,
+  type RoundResult,
+  type Scoring,
+} from './report/index.js';
