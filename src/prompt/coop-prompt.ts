@@ -116,15 +116,14 @@ export class CoopPrompt {
     if (skip) prefix.set(context, W);
     const suffix = new Float32Array(C * S * W); // padding stays zero: after end-of-text, nothing is read
     const eotIndex = new Int32Array(C);
-    let fixedRow = 1;
+    let fixedRow = 1; // fixed tokens' embeddings follow [SOS] in slot order, class after class
     this.slots.forEach((layout, c) => {
       const own = layout.slice(skip);
       own.forEach((slot, t) => {
-        const source = 'context' in slot ? context.subarray(slot.context * W, (slot.context + 1) * W)
-          : this.fixedEmbeddings.subarray(fixedRow * W, (fixedRow + 1) * W);
-        suffix.set(source, (c * S + t) * W);
+        const row = 'context' in slot ? slot.context : fixedRow++;
+        const source = 'context' in slot ? context : this.fixedEmbeddings;
+        suffix.set(source.subarray(row * W, (row + 1) * W), (c * S + t) * W);
       });
-      fixedRow += layout.filter((s) => 'token' in s).length;
       eotIndex[c] = own.length - 1;
     });
     return { prefix: { shape: [1 + skip, W], data: prefix }, suffix: { shape: [C, S, W], data: suffix }, eotIndex };
