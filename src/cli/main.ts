@@ -5,6 +5,7 @@ import { Command } from 'commander';
 import { readFileSync } from 'node:fs';
 import { registerFeatures } from './features.js';
 import { registerPartition } from './partition.js';
+import { registerRun } from './run.js';
 import { registerTokenize } from './tokenize.js';
 import { registerVerify } from './verify.js';
 import { registerZeroshot } from './zeroshot.js';
@@ -21,6 +22,7 @@ registerTokenize(program);
 registerVerify(program);
 registerFeatures(program);
 registerPartition(program);
+registerRun(program);
 
 try {
   await program.parseAsync();

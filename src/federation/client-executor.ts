@@ -89,14 +89,16 @@ export interface ClientExecutor {
 const models = new Map<string, Promise<ClipModel>>();
 const tokenizers = new Map<string, Promise<ClipTokenizer>>();
 
-function loadModel(setup: ExecutorSetup): Promise<ClipModel> {
-  const key = JSON.stringify([setup.modelPath, setup.threads, setup.executionProviders]);
+/** The checkpoint at `modelPath`, loaded once per thread and runtime setting. */
+export function sharedModel(modelPath: string, runtime: { threads?: number; executionProviders?: readonly string[] } = {}): Promise<ClipModel> {
+  const key = JSON.stringify([modelPath, runtime.threads, runtime.executionProviders]);
   let m = models.get(key);
-  if (!m) models.set(key, (m = ClipModel.load(setup.modelPath, { threads: setup.threads, executionProviders: setup.executionProviders })));
+  if (!m) models.set(key, (m = ClipModel.load(modelPath, { threads: runtime.threads, executionProviders: runtime.executionProviders })));
   return m;
 }
 
-function loadTokenizer(dir: string): Promise<ClipTokenizer> {
+/** The tokenizer in `dir`, loaded once per thread. */
+export function sharedTokenizer(dir: string): Promise<ClipTokenizer> {
   let t = tokenizers.get(dir);
   if (!t) tokenizers.set(dir, (t = ClipTokenizer.fromDirectory(dir)));
   return t;
@@ -113,7 +115,7 @@ export class InProcessExecutor implements ClientExecutor {
   }
 
   static async create(setup: ExecutorSetup): Promise<InProcessExecutor> {
-    const [model, tokenizer] = await Promise.all([loadModel(setup), loadTokenizer(setup.tokenizerDir)]);
+    const [model, tokenizer] = await Promise.all([sharedModel(setup.modelPath, setup), sharedTokenizer(setup.tokenizerDir)]);
     return new InProcessExecutor(setup, { model, prompt: new CoopPrompt(model, tokenizer, setup.classnames, setup.prompt) });
   }
 

@@ -1,0 +1,92 @@
+import type { Command } from 'commander';
+import cliProgress from 'cli-progress';
+import { applyOverrides, parseConfig, readConfigFile, type ExperimentConfig } from '../experiment/config.js';
+import { runExperiment, type RunEvents } from '../experiment/runner.js';
+import { summaryTable } from '../report/index.js';
+
+interface RunOptions {
+  config?: string;
+}
+
+export function registerRun(program: Command): void {
+  program
+    .command('run')
+    .description('run an experiment: datasets × shots × methods × seeds, resumable; writes results.json, CSV, Markdown, an HTML report and charts')
+    .option('--config <file>', 'experiment config (YAML or JSON); see configs/ for the paper protocol')
+    .argument('[overrides...]', 'any config field as a flag, e.g. --federation.rounds 5 --seeds 1,2 --methods promptfl,pfedprompt')
+    .allowUnknownOption()
+    .addHelpText('after', '\nEvery config field is also a flag: --data.shots 2,16 --federation.workers 2 --methodOptions.memory.beta 3 …\nA finished cell is never recomputed: rerun the same command after an interrupt to go on.')
+    .action(async (overrides: string[], opts: RunOptions) => {
+      const base = opts.config ? await readConfigFile(opts.config) : {};
+      const merged = applyOverrides(base, flagPairs(overrides));
+      const config = parseConfig(merged, opts.config ?? 'flags');
+      const progress = progressEvents(config);
+      const output = await runExperiment(config, progress).finally(() => progress.stop());
+      console.log('');
+      console.log(summaryTable(output.results, { color: Boolean(process.stdout.isTTY) }));
+      console.log(`\nwrote ${output.files.length} files to ${output.outDir}: ${output.files.map((f) => f.slice(output.outDir.length + 1)).join(', ')}`);
+    });
+}
+
+/** `--a.b value` and `--a.b=value` pairs from what commander left unparsed. */
+export function flagPairs(args: readonly string[]): [string, string][] {
+  const pairs: [string, string][] = [];
+  for (let i = 0; i < args.length; i++) {
+    const arg = args[i];
+    if (!arg.startsWith('--')) throw new Error(`unexpected argument "${arg}": config fields are given as --field value`);
+    const eq = arg.indexOf('=');
+    if (eq > 0) {
+      pairs.push([arg.slice(2, eq), arg.slice(eq + 1)]);
+    } else {
+      const value = args[i + 1];
+      if (value === undefined || value.startsWith('--')) throw new Error(`${arg}: missing value`);
+      pairs.push([arg.slice(2), value]);
+      i++;
+    }
+  }
+  return pairs;
+}
+
+/** Progress bars on a terminal, one line per round and cell otherwise (logs, CI). */
+function progressEvents(config: ExperimentConfig): RunEvents & { stop(): void } {
+  const tty = Boolean(process.stderr.isTTY);
+  const bars = tty ? new cliProgress.MultiBar({ hideCursor: true, clearOnComplete: false, format: '{label} |{bar}| {value}/{total} {detail}', etaBuffer: 20 }, cliProgress.Presets.shades_classic) : undefined;
+  let features: cliProgress.SingleBar | undefined;
+  let cells: cliProgress.SingleBar | undefined;
+  let lastFeatureLine = 0;
+  const log = (message: string): void => (bars ? bars.log(`${message}\n`) : console.error(message));
+  return {
+    log,
+    stop: () => bars?.stop(),
+    onFeatures(label, done, total) {
+      if (bars) {
+        features ??= bars.create(total, 0, { label: label.padEnd(28), detail: 'features' });
+        features.setTotal(total);
+        features.update(done, { label: label.padEnd(28) });
+      } else if (done === total || Date.now() - lastFeatureLine > 10_000) {
+        lastFeatureLine = Date.now();
+        console.error(`${label}: ${done}/${total}`);
+      }
+    },
+    onCellStart(cell, index, total) {
+      if (bars) {
+        cells ??= bars.create(total, 0, { label: 'cells'.padEnd(28), detail: '' });
+        cells.update(index, { detail: `${cell.id}` });
+      } else {
+        console.error(`[${index + 1}/${total}] ${cell.id}`);
+      }
+    },
+    onRound(cell, r) {
+      const accuracy = r.meanAccuracy !== undefined ? `, accuracy ${(100 * r.meanAccuracy).toFixed(2)}%` : '';
+      log(`  ${cell.id} round ${r.round}/${config.federation.rounds}: loss ${r.trainLoss.toFixed(4)}${accuracy}, ${r.seconds.toFixed(1)} s`);
+    },
+    onCellEnd(cell, result, reused) {
+      log(`${reused ? 'done earlier' : 'done'}: ${cell.id}: ${(100 * result.meanAccuracy).toFixed(2)}% ± ${(100 * result.stdAccuracy).toFixed(2)} over clients`);
+      cells?.increment();
+      if (features) {
+        bars?.remove(features);
+        features = undefined;
+      }
+    },
+  };
+}

@@ -1,0 +1,196 @@
+// An experiment as a file (YAML or JSON): which model, which datasets and
+// shots, which methods and seeds, and every training choice. Defaults are the
+// paper's protocol (../docs in the README). Every field is also a command-line
+// flag (`--federation.rounds 5`); an unknown or ill-typed field is an error
+// that names it.
+
+import { readFile } from 'node:fs/promises';
+import path from 'node:path';
+import YAML from 'yaml';
+import { z } from 'zod';
+import { METHOD_IDS } from '../methods/index.js';
+import { CLASS_TOKEN_POSITIONS } from '../prompt/coop-prompt.js';
+
+const positiveInt = z.number().int().positive();
+const nonNegativeInt = z.number().int().nonnegative();
+const positive = z.number().positive();
+
+const PartitionSchema = z.object({
+  scheme: z.enum(['pathological', 'dirichlet', 'iid']).default('pathological'),
+  clients: positiveInt.default(10),
+  /** The published split's seed; the same for every run seed, so all runs share clients. */
+  seed: nonNegativeInt.default(2023),
+  /** Dirichlet concentration. */
+  beta: positive.default(0.5),
+  /** Validation images per class per client for choosing α and β (default min(shots, 4)). */
+  valShots: nonNegativeInt.optional(),
+}).strict();
+
+const MemorySchema = z.object({
+  space: z.enum(['spatial', 'embedding']).default('spatial'),
+  keys: z.enum(['prototypes', 'shots']).default('prototypes'),
+  alpha: z.number().nonnegative().default(1),
+  beta: z.number().nonnegative().default(5.5),
+  inTraining: z.boolean().default(true),
+}).strict();
+
+export const ConfigSchema = z.object({
+  /** Names the output folder (runs/<name>) and the report. */
+  name: z.string().min(1).default('experiment'),
+  /** A Hugging Face CLIPModel folder or an OpenAI / open_clip .safetensors file. */
+  model: z.string().min(1),
+  /** Tokenizer folder (default: the model's folder). */
+  tokenizer: z.string().min(1).optional(),
+  /** Backbone name in tables (default: the model folder's name). */
+  backbone: z.string().min(1).optional(),
+  data: z.object({
+    /** Folder holding CoOp's dataset folders (caltech-101/, oxford_pets/, …). */
+    root: z.string().optional(),
+    /** CoOp dataset names, or dataset / image folders. */
+    datasets: z.array(z.string().min(1)).min(1),
+    shots: z.array(positiveInt).min(1).default([16]),
+    partition: PartitionSchema.default({}),
+    /** Augmented views (random resized crop + flip) cached per training image; training draws one per image and epoch. */
+    views: nonNegativeInt.default(4),
+    augmentSeed: nonNegativeInt.default(0),
+    /** Skip unreadable images with a warning instead of failing. */
+    skipBad: z.boolean().default(false),
+  }).strict(),
+  methods: z.array(z.enum(METHOD_IDS)).min(1).default(['zeroshot', 'local-coop', 'promptfl', 'promptfl-ft', 'promptper', 'promptprox', 'promptamp', 'pfedprompt']),
+  seeds: z.array(nonNegativeInt).min(1).default([1, 2, 3]),
+  federation: z.object({
+    rounds: positiveInt.default(10),
+    localEpochs: positiveInt.default(5),
+    participation: z.number().gt(0).lte(1).default(1),
+    batchSize: positiveInt.default(32),
+    /** Worker threads running a round's clients in parallel (1: in this thread). */
+    workers: positiveInt.default(1),
+  }).strict().default({}),
+  optimizer: z.object({
+    lr: positive.default(0.002),
+    momentum: z.number().min(0).lt(1).default(0.9),
+    weightDecay: z.number().nonnegative().default(5e-4),
+    schedule: z.enum(['constant', 'cosine']).default('cosine'),
+  }).strict().default({}),
+  prompt: z.object({
+    contextLength: positiveInt.default(16),
+    /** Words whose embeddings start the context (e.g. "a photo of a"); absent: N(0, 0.02²). */
+    initWords: z.string().min(1).optional(),
+    position: z.enum(CLASS_TOKEN_POSITIONS as [string, ...string[]]).default('end'),
+    classSpecific: z.boolean().default(false),
+  }).strict().default({}),
+  methodOptions: z.object({
+    weighted: z.boolean().default(true),
+    fineTuneEpochs: positiveInt.optional(),
+    globalTokens: nonNegativeInt.optional(),
+    mu: z.number().nonnegative().default(0.5),
+    amp: z.object({ alphaK: positive.default(0.1), sigma: positive.default(1), lambda: z.number().nonnegative().default(1) }).strict().default({}),
+    memory: MemorySchema.default({}),
+  }).strict().default({}),
+  /** α and β tried for the visual memory on validation images after training (never test images); empty lists keep methodOptions.memory's. */
+  memorySearch: z.object({
+    alpha: z.array(z.number().nonnegative()).default([0.5, 1, 2, 5]),
+    beta: z.array(z.number().nonnegative()).default([1, 3, 5.5, 10]),
+  }).strict().default({}),
+  evaluation: z.object({
+    scoring: z.enum(['all-classes', 'client-classes']).default('all-classes'),
+    /** Test every client after every round, for the per-round curves. */
+    eachRound: z.boolean().default(true),
+  }).strict().default({}),
+  /** Output folder (default runs/<name>). */
+  output: z.string().min(1).optional(),
+  /** Feature cache root (default $PFEDPROMPT_CACHE or ~/.cache/pfedprompt/features). */
+  cache: z.string().min(1).optional(),
+  executionProviders: z.array(z.enum(['cpu', 'cuda'])).min(1).default(['cpu']),
+}).strict();
+
+export type ExperimentConfig = z.infer<typeof ConfigSchema>;
+export type ConfigInput = z.input<typeof ConfigSchema>;
+
+/** Validates a parsed config; errors list every offending field by its path. */
+export function parseConfig(input: unknown, source = 'config'): ExperimentConfig {
+  const result = ConfigSchema.safeParse(input);
+  if (result.success) return result.data;
+  const problems = result.error.issues.map((issue) => {
+    const where = issue.path.join('.') || '(top level)';
+    if (issue.code === 'unrecognized_keys') return `${[...issue.path, ...issue.keys].join('.')}: unknown field${issue.keys.length > 1 ? 's' : ''} (${issue.keys.join(', ')})`;
+    return `${where}: ${issue.message}`;
+  });
+  throw new Error(`${source}: ${problems.join('; ')}`);
+}
+
+/** Reads a YAML or JSON config file (not yet validated: flags may still be merged in). Relative paths in it are relative to the file. */
+export async function readConfigFile(file: string): Promise<Record<string, unknown>> {
+  const text = await readFile(file, 'utf8').catch((err: NodeJS.ErrnoException) => {
+    throw new Error(`${file}: cannot read the config (${err.code ?? err.message})`);
+  });
+  let json: unknown;
+  try {
+    json = /\.json$/i.test(file) ? JSON.parse(text) : YAML.parse(text);
+  } catch (err) {
+    throw new Error(`${file}: not valid ${/\.json$/i.test(file) ? 'JSON' : 'YAML'} (${(err as Error).message.split('\n')[0]})`);
+  }
+  if (json === null || typeof json !== 'object' || Array.isArray(json)) throw new Error(`${file}: a config must be a mapping of fields`);
+  return resolvePaths(json as Record<string, unknown>, path.dirname(path.resolve(file)));
+}
+
+const PATH_FIELDS = [['model'], ['tokenizer'], ['data', 'root'], ['output'], ['cache']];
+
+function resolvePaths(config: Record<string, unknown>, base: string): Record<string, unknown> {
+  const out = structuredClone(config);
+  for (const fieldPath of PATH_FIELDS) {
+    let holder: Record<string, unknown> | undefined = out;
+    for (const key of fieldPath.slice(0, -1)) holder = holder?.[key] as Record<string, unknown> | undefined;
+    const last = fieldPath[fieldPath.length - 1];
+    const value = holder?.[last];
+    if (typeof value === 'string') holder![last] = path.resolve(base, expandHome(value));
+  }
+  const data = out.data as Record<string, unknown> | undefined;
+  if (data && Array.isArray(data.datasets)) {
+    // A dataset given as a relative folder is relative to the file; a CoOp name stays a name.
+    data.datasets = data.datasets.map((d) => (typeof d === 'string' && (d.startsWith('.') || d.includes('/')) ? path.resolve(base, expandHome(d)) : d));
+  }
+  return out;
+}
+
+function expandHome(p: string): string {
+  return p === '~' || p.startsWith('~/') ? path.join(process.env.HOME ?? '', p.slice(1)) : p;
+}
+
+/**
+ * Applies `--a.b.c value` overrides to a config object. A value is read as
+ * JSON when it parses (numbers, booleans, lists like [1,2]), a comma list for
+ * list fields, else as a string.
+ */
+export function applyOverrides(config: Record<string, unknown>, overrides: readonly [string, string][]): Record<string, unknown> {
+  const out = structuredClone(config);
+  for (const [key, raw] of overrides) {
+    const parts = key.split('.');
+    if (parts.some((p) => p.length === 0)) throw new Error(`--${key}: not a field path`);
+    let holder = out;
+    for (const part of parts.slice(0, -1)) {
+      const next = holder[part];
+      if (next === undefined) holder[part] = {};
+      else if (next === null || typeof next !== 'object' || Array.isArray(next)) throw new Error(`--${key}: ${part} is not a group of fields`);
+      holder = holder[part] as Record<string, unknown>;
+    }
+    holder[parts[parts.length - 1]] = parseFlagValue(key, raw);
+  }
+  return out;
+}
+
+/** Fields that hold lists, so that `--seeds 1,2,3` works as `--seeds [1,2,3]` does. */
+const LIST_FIELDS = new Set(['data.datasets', 'data.shots', 'methods', 'seeds', 'memorySearch.alpha', 'memorySearch.beta', 'executionProviders']);
+
+function parseFlagValue(key: string, raw: string): unknown {
+  if (LIST_FIELDS.has(key) && !raw.trim().startsWith('[')) return raw.split(',').map((s) => parseScalar(s.trim()));
+  return parseScalar(raw);
+}
+
+function parseScalar(raw: string): unknown {
+  try {
+    return JSON.parse(raw);
+  } catch {
+    return raw;
+  }
+}

@@ -1,0 +1,269 @@
+// Runs an experiment: the grid datasets × shots × methods × seeds, each cell a
+// federated run on the same clients. Resumable: every finished cell is written
+// to <output>/cells/ at once (atomically), and a rerun with the same config
+// skips it. At the end (and after every cell) results.json gathers the grid
+// and the report is written from it.
+//
+//   <output>/config.json          the validated config, every default filled in
+//   <output>/partitions/*.json    the clients of each (dataset, shots), shareable
+//   <output>/cells/*.json         one finished cell each
+//   <output>/results.json, results.csv, results.md, report.html, *.png
+
+import { execFileSync } from 'node:child_process';
+import { createHash } from 'node:crypto';
+import { existsSync, readFileSync, statSync } from 'node:fs';
+import { mkdir, readFile } from 'node:fs/promises';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+import type { ClipModel } from '../clip/model.js';
+import type { Dataset } from '../data/dataset.js';
+import { loadDataset } from '../data/load-dataset.js';
+import { writePartition, type Partition } from '../data/partition.js';
+import { createPartition, type PartitionRequest } from '../data/partitioners/index.js';
+import { FeatureCache } from '../features/cache.js';
+import type { ClientData } from '../federation/client-data.js';
+import { createExecutor, sharedModel, sharedTokenizer, type ExecutorSetup } from '../federation/client-executor.js';
+import { mean, runFederation, type FederationResult, type RoundRecord } from '../federation/engine.js';
+import type { FederationSetup } from '../federation/method.js';
+import { writeFileAtomic } from '../io/atomic.js';
+import { createMethod, type MethodId, type MethodOptions } from '../methods/index.js';
+import { CoopPrompt, type PromptOptions } from '../prompt/coop-prompt.js';
+import { RESULTS_FORMAT, type CellResult, type ResultsFile } from '../report/results.js';
+import { writeReport } from '../report/index.js';
+import { loadClientData } from './client-features.js';
+import type { ExperimentConfig } from './config.js';
+
+/** What a run reports as it goes; the command line draws it as progress bars. */
+export interface RunEvents {
+  readonly log?: (message: string) => void;
+  readonly onFeatures?: (label: string, done: number, total: number) => void;
+  readonly onCellStart?: (cell: CellSpec, index: number, total: number) => void;
+  readonly onRound?: (cell: CellSpec, record: RoundRecord) => void;
+  readonly onCellEnd?: (cell: CellSpec, result: CellResult, reused: boolean) => void;
+}
+
+export interface CellSpec {
+  readonly id: string;
+  readonly dataset: string;
+  readonly shots: number;
+  readonly method: MethodId;
+  readonly seed: number;
+}
+
+export interface ExperimentOutput {
+  readonly outDir: string;
+  readonly results: ResultsFile;
+  readonly files: readonly string[];
+}
+
+const PROJECT_ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..', '..', '..'); // from dist/src/experiment
+
+export function outputDir(config: ExperimentConfig): string {
+  return config.output ?? path.resolve('runs', config.name);
+}
+
+export async function runExperiment(config: ExperimentConfig, events: RunEvents = {}): Promise<ExperimentOutput> {
+  const log = events.log ?? (() => {});
+  const outDir = outputDir(config);
+  await mkdir(path.join(outDir, 'cells'), { recursive: true });
+  await mkdir(path.join(outDir, 'partitions'), { recursive: true });
+  await writeFileAtomic(path.join(outDir, 'config.json'), `${JSON.stringify(config, null, 2)}\n`);
+
+  const modelDir = isDirectory(config.model) ? config.model : path.dirname(config.model);
+  const tokenizerDir = config.tokenizer ?? modelDir;
+  const backbone = config.backbone ?? path.basename(config.model).replace(/\.safetensors$/i, '');
+  const model = await sharedModel(config.model, { executionProviders: config.executionProviders });
+  await sharedTokenizer(tokenizerDir); // a missing tokenizer fails now, not after the features
+  const cache = await FeatureCache.open(model.weights, { root: config.cache, onWarning: log });
+  const code = codeVersion();
+
+  const cells: CellResult[] = [];
+  const grid = config.data.datasets.flatMap((d) => config.data.shots.flatMap((s) => config.methods.flatMap((m) => config.seeds.map((seed) => ({ d, s, m, seed })))));
+  let index = 0;
+  for (const datasetSpec of config.data.datasets) {
+    const dataset = await loadDataset(datasetSpec, { root: config.data.root, skipBad: config.data.skipBad });
+    const datasetId = datasetIdOf(datasetSpec);
+    for (const shots of config.data.shots) {
+      const partition = createPartition(dataset, partitionRequest(config, shots));
+      await writePartition(path.join(outDir, 'partitions', `${safeName(datasetId)}-${shots}shot.json`), partition);
+      let clients: ClientData[] | undefined; // loaded when the first cell of this (dataset, shots) needs them
+      for (const methodId of config.methods) {
+        for (const seed of config.seeds) {
+          const spec: CellSpec = { id: [datasetId, safeName(backbone), `${shots}shot`, methodId, `seed${seed}`].join('/'), dataset: datasetId, shots, method: methodId, seed };
+          const cellConfig = cellConfigOf(config, spec, backbone, partition);
+          const file = path.join(outDir, 'cells', `${spec.id.replaceAll('/', '__')}.json`);
+          events.onCellStart?.(spec, index++, grid.length);
+          const previous = await readFinishedCell(file, cellConfig);
+          if (previous) {
+            cells.push(previous);
+            events.onCellEnd?.(spec, previous, true);
+            continue;
+          }
+          clients ??= await loadClientData(model, dataset, partition, {
+            views: config.data.views, augmentSeed: config.data.augmentSeed, cache,
+            onProgress: (done, total) => events.onFeatures?.(`${dataset.name} ${shots}-shot features`, done, total),
+          });
+          const started = performance.now();
+          const federation = await runCell(config, spec, model, tokenizerDir, dataset, clients, (r) => events.onRound?.(spec, r));
+          const cell = cellResult(spec, dataset, backbone, config, cellConfig, federation, (performance.now() - started) / 1000);
+          await writeFileAtomic(file, `${JSON.stringify({ cellConfigHash: hashOf(cellConfig), cell }, null, 1)}\n`);
+          cells.push(cell);
+          events.onCellEnd?.(spec, cell, false);
+          await writeResults(outDir, { format: RESULTS_FORMAT, code, createdAt: new Date().toISOString(), cells });
+        }
+      }
+    }
+  }
+  const results: ResultsFile = { format: RESULTS_FORMAT, code, createdAt: new Date().toISOString(), cells };
+  await writeResults(outDir, results);
+  const { files } = await writeReport(results, outDir);
+  return { outDir, results, files: [path.join(outDir, 'results.json'), ...files] };
+}
+
+async function runCell(
+  config: ExperimentConfig, spec: CellSpec, model: ClipModel, tokenizerDir: string, dataset: Dataset, clients: readonly ClientData[],
+  onRound: (record: RoundRecord) => void,
+): Promise<FederationResult> {
+  const methodOptions = config.methodOptions as MethodOptions;
+  const method = createMethod(spec.method, methodOptions);
+  const promptOptions = { ...config.prompt, ...method.prompt } as PromptOptions;
+  const prompt = new CoopPrompt(model, await sharedTokenizer(tokenizerDir), dataset.classnames, promptOptions);
+  const federation: FederationSetup = {
+    clients: clients.length,
+    rounds: config.federation.rounds,
+    contextSize: prompt.rows * prompt.width,
+    contextRows: prompt.rows,
+    contextTokens: prompt.contextTokens,
+    width: prompt.width,
+    initialContext: prompt.initialContext(spec.seed),
+  };
+  const setup: ExecutorSetup = {
+    modelPath: config.model,
+    tokenizerDir,
+    executionProviders: config.executionProviders,
+    methodId: spec.method,
+    methodOptions,
+    prompt: promptOptions,
+    classnames: dataset.classnames,
+    federation,
+    localEpochs: config.federation.localEpochs,
+    batchSize: config.federation.batchSize,
+    sgd: config.optimizer,
+    scheduleEpochs: config.federation.rounds * config.federation.localEpochs,
+    seed: spec.seed,
+    scoring: config.evaluation.scoring,
+    clients,
+  };
+  const executor = await createExecutor(setup, config.federation.workers);
+  try {
+    const grid = config.memorySearch.alpha.flatMap((alpha) => config.memorySearch.beta.map((beta) => ({ alpha, beta })));
+    return await runFederation(method, federation, clients, executor, {
+      participation: config.federation.participation,
+      seed: spec.seed,
+      memoryGrid: grid,
+      evaluateEachRound: config.evaluation.eachRound,
+    }, onRound);
+  } finally {
+    await executor.close();
+  }
+}
+
+function partitionRequest(config: ExperimentConfig, shots: number): PartitionRequest {
+  const p = config.data.partition;
+  const common = { clients: p.clients, seed: p.seed, shots, ...(p.valShots !== undefined ? { valShots: p.valShots } : {}) };
+  switch (p.scheme) {
+    case 'pathological': return { scheme: 'pathological', ...common };
+    case 'dirichlet': return { scheme: 'dirichlet', beta: p.beta, ...common };
+    case 'iid': return { scheme: 'iid', ...common };
+  }
+}
+
+/** What determines a cell's numbers: it is stored with the cell, and a rerun recomputes a cell whose config changed. */
+function cellConfigOf(config: ExperimentConfig, spec: CellSpec, backbone: string, partition: Partition): Record<string, unknown> {
+  const { name: _name, output: _output, cache: _cache, methods: _methods, seeds: _seeds, data, federation, ...rest } = config;
+  const { workers: _workers, ...training } = federation; // parallel runs give the same numbers
+  return {
+    ...rest,
+    backbone,
+    data: { ...data, datasets: undefined, shots: undefined, dataset: spec.dataset, datasetFingerprint: partition.dataset.fingerprint },
+    federation: training,
+    shots: spec.shots,
+    method: spec.method,
+    seed: spec.seed,
+  };
+}
+
+function cellResult(
+  spec: CellSpec, dataset: Dataset, backbone: string, config: ExperimentConfig, cellConfig: Record<string, unknown>,
+  federation: FederationResult, wallSeconds: number,
+): CellResult {
+  const accuracies = federation.clients.map((c) => c.accuracy);
+  const m = mean(accuracies);
+  const method = createMethod(spec.method, config.methodOptions as MethodOptions);
+  return {
+    id: spec.id,
+    method: spec.method,
+    methodLabel: method.label,
+    dataset: spec.dataset,
+    datasetLabel: dataset.name,
+    backbone,
+    shots: spec.shots,
+    seed: spec.seed,
+    scoring: config.evaluation.scoring,
+    config: { ...cellConfig, ...(federation.memorySelection ? { memorySelection: federation.memorySelection } : {}) },
+    clients: federation.clients.map((c) => ({ id: c.id, accuracy: c.accuracy, testCount: c.testCount, classes: [...c.classes] })),
+    meanAccuracy: m,
+    stdAccuracy: Math.sqrt(mean(accuracies.map((a) => (a - m) ** 2))),
+    rounds: federation.rounds.map((r) => ({
+      round: r.round,
+      ...(r.meanAccuracy !== undefined ? { meanAccuracy: r.meanAccuracy } : {}),
+      ...(Number.isFinite(r.trainLoss) ? { trainLoss: r.trainLoss } : {}),
+      bytesUp: r.bytesUp,
+      bytesDown: r.bytesDown,
+      seconds: r.seconds,
+    })),
+    wallSeconds,
+  };
+}
+
+async function readFinishedCell(file: string, cellConfig: Record<string, unknown>): Promise<CellResult | undefined> {
+  if (!existsSync(file)) return undefined;
+  try {
+    const stored = JSON.parse(await readFile(file, 'utf8')) as { cellConfigHash?: string; cell?: CellResult };
+    return stored.cellConfigHash === hashOf(cellConfig) ? stored.cell : undefined;
+  } catch {
+    return undefined; // unreadable: computed again and overwritten
+  }
+}
+
+async function writeResults(outDir: string, results: ResultsFile): Promise<void> {
+  await writeFileAtomic(path.join(outDir, 'results.json'), `${JSON.stringify(results, null, 1)}\n`);
+}
+
+function hashOf(value: unknown): string {
+  return createHash('sha256').update(JSON.stringify(value)).digest('hex');
+}
+
+function datasetIdOf(spec: string): string {
+  return safeName(path.basename(spec).toLowerCase());
+}
+
+function safeName(s: string): string {
+  return s.replace(/[^A-Za-z0-9._-]+/g, '-').replace(/^-+|-+$/g, '').toLowerCase() || 'unnamed';
+}
+
+function isDirectory(p: string): boolean {
+  return existsSync(p) && statSync(p).isDirectory();
+}
+
+/** The package version, and the git commit when the code runs from a checkout. */
+function codeVersion(): ResultsFile['code'] {
+  const version = (JSON.parse(readFileSync(path.join(PROJECT_ROOT, 'package.json'), 'utf8')) as { version: string }).version;
+  try {
+    const commit = execFileSync('git', ['rev-parse', 'HEAD'], { cwd: PROJECT_ROOT, stdio: ['ignore', 'pipe', 'ignore'] }).toString().trim();
+    const dirty = execFileSync('git', ['status', '--porcelain', '--untracked-files=no'], { cwd: PROJECT_ROOT, stdio: ['ignore', 'pipe', 'ignore'] }).toString().trim();
+    return { version, commit: dirty ? `${commit}+dirty` : commit };
+  } catch {
+    return { version };
+  }
+}

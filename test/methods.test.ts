@@ -1,0 +1,235 @@
+// The methods and the federation engine: penalties and pFedPrompt's loss
+// against finite differences, FedAvg and PromptAMP's messages, the privacy
+// boundary, and a small end-to-end run of every method on a generated image
+// folder with the tiny fixture CLIP.
+
+import assert from 'node:assert/strict';
+import { mkdtempSync, mkdirSync, rmSync } from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { after, before, test } from 'node:test';
+import sharp from 'sharp';
+import { SeededRandom } from '../src/clip/random.js';
+import { loadDataset } from '../src/data/load-dataset.js';
+import { createPartition } from '../src/data/partitioners/index.js';
+import { loadClientData } from '../src/experiment/client-features.js';
+import type { ClientData, FeatureSet } from '../src/federation/client-data.js';
+import { InProcessExecutor, WorkerExecutor, sharedModel, sharedTokenizer, type ClientExecutor, type ExecutorSetup } from '../src/federation/client-executor.js';
+import { checkUpload, runFederation, type FederationResult } from '../src/federation/engine.js';
+import { federatedAverage, type ClientUpload, type FederationSetup, type Method, type Tensors } from '../src/federation/method.js';
+import { DEFAULT_METHOD_OPTIONS, METHOD_IDS, createMethod, type MethodId } from '../src/methods/index.js';
+import { PROMPTAMP_DEFAULTS, cloudPrompts } from '../src/methods/promptamp.js';
+import { proximalPenalty } from '../src/methods/promptprox.js';
+import { DEFAULT_MEMORY, VisualMemory } from '../src/methods/visual-memory.js';
+import { CoopPrompt } from '../src/prompt/coop-prompt.js';
+import { fixture } from './shared.js';
+
+const MODEL = fixture('clip', 'tiny-vit-hf');
+const TOKENIZER = fixture('clip-tokenizer');
+const CLASSNAMES = ['red circle', 'green square', 'blue triangle', 'yellow star', 'purple cross', 'orange moon'];
+
+let workdir: string;
+let clients: ClientData[];
+
+/** Six classes of 32×32 images, each class its own colour and pattern with noise, in the image-folder layout. */
+async function writeDataset(root: string): Promise<void> {
+  const random = new SeededRandom(11);
+  for (let c = 0; c < CLASSNAMES.length; c++) {
+    const dir = path.join(root, CLASSNAMES[c].replace(' ', '_'));
+    mkdirSync(dir, { recursive: true });
+    for (let i = 0; i < 12; i++) {
+      const pixels = Buffer.alloc(32 * 32 * 3);
+      for (let p = 0; p < 32 * 32; p++) {
+        const stripe = ((p % 32) >> (c % 3 + 1)) & 1;
+        for (let k = 0; k < 3; k++) pixels[p * 3 + k] = Math.max(0, Math.min(255, ((c * 53 + k * 97) % 256) * (0.6 + 0.4 * stripe) + 40 * random.normal()));
+      }
+      await sharp(pixels, { raw: { width: 32, height: 32, channels: 3 } }).png().toFile(path.join(dir, `${i}.png`));
+    }
+  }
+}
+
+before(async () => {
+  workdir = mkdtempSync(path.join(os.tmpdir(), 'pfedprompt-methods-'));
+  await writeDataset(path.join(workdir, 'shapes'));
+  const dataset = await loadDataset(path.join(workdir, 'shapes'));
+  const partition = createPartition(dataset, { scheme: 'pathological', clients: 3, shots: 2, valShots: 2 });
+  const model = await sharedModel(MODEL);
+  clients = await loadClientData(model, dataset, partition, { views: 2, augmentSeed: 0 });
+});
+after(() => rmSync(workdir, { recursive: true, force: true }));
+
+function setupFor(prompt: CoopPrompt, seed: number): FederationSetup {
+  return {
+    clients: clients.length, rounds: 3, contextSize: prompt.rows * prompt.width, contextRows: prompt.rows,
+    contextTokens: prompt.contextTokens, width: prompt.width, initialContext: prompt.initialContext(seed),
+  };
+}
+
+async function executorSetup(method: Method, seed: number): Promise<ExecutorSetup> {
+  const model = await sharedModel(MODEL);
+  const promptOptions = { contextLength: 4, position: 'end' as const, classSpecific: false, ...method.prompt };
+  const prompt = new CoopPrompt(model, await sharedTokenizer(TOKENIZER), CLASSNAMES, promptOptions);
+  return {
+    modelPath: MODEL, tokenizerDir: TOKENIZER, methodId: method.id as MethodId, methodOptions: DEFAULT_METHOD_OPTIONS, prompt: promptOptions,
+    classnames: CLASSNAMES, federation: setupFor(prompt, seed), localEpochs: 2, batchSize: 4,
+    sgd: { lr: 0.02, momentum: 0.9, weightDecay: 5e-4, schedule: 'cosine' }, scheduleEpochs: 6, seed, scoring: 'all-classes', clients,
+  };
+}
+
+async function run(id: MethodId, seed: number, workers = 1, spy?: (uploads: readonly ClientUpload[]) => void): Promise<FederationResult> {
+  const method = createMethod(id);
+  const watched: Method = spy ? { ...method, aggregate: (s, uploads, setup) => (spy(uploads), method.aggregate(s, uploads, setup)) } : method;
+  const setup = await executorSetup(method, seed);
+  const executor: ClientExecutor = workers > 1 ? await WorkerExecutor.create(setup, workers) : await InProcessExecutor.create(setup);
+  try {
+    return await runFederation(watched, setup.federation, clients, executor, { participation: 1, seed, memoryGrid: [{ alpha: 1, beta: 5.5 }, { alpha: 2, beta: 3 }], evaluateEachRound: true });
+  } finally {
+    await executor.close();
+  }
+}
+
+function finiteDifference(f: (x: Float32Array) => number, x: Float32Array, i: number, h: number): number {
+  const plus = x.slice();
+  plus[i] += h;
+  const minus = x.slice();
+  minus[i] -= h;
+  return (f(plus) - f(minus)) / (2 * h);
+}
+
+test('PromptProx / PromptAMP penalty: gradient matches finite differences', () => {
+  const random = new SeededRandom(5);
+  const anchor = random.normals(40, 0.02);
+  const x = random.normals(40, 0.02);
+  for (const mu of [0.5, PROMPTAMP_DEFAULTS.lambda / PROMPTAMP_DEFAULTS.alphaK]) {
+    const penalty = proximalPenalty(anchor, mu);
+    const { grad } = penalty(x);
+    for (const i of [0, 7, 39]) {
+      const numeric = finiteDifference((p) => penalty(p).value, x, i, 1e-3);
+      assert.ok(Math.abs(numeric - grad[i]) < 1e-4 * Math.max(1, Math.abs(numeric)), `μ ${mu}, index ${i}: ${grad[i]} vs ${numeric}`);
+    }
+    assert.ok(grad.some((g) => g !== 0), 'the penalty must carry a gradient');
+  }
+});
+
+test("pFedPrompt's loss with the memory's logits: d loss / d ctx matches finite differences", async () => {
+  const model = await sharedModel(MODEL);
+  const prompt = new CoopPrompt(model, await sharedTokenizer(TOKENIZER), CLASSNAMES, { contextLength: 4, position: 'end', classSpecific: false });
+  const data = clients[0];
+  const memory = VisualMemory.build(data.train[0], CLASSNAMES.length, DEFAULT_MEMORY);
+  const view = data.train[1];
+  const rows = Array.from({ length: view.count }, (_, i) => i);
+  const C = CLASSNAMES.length;
+  const targets = new Float32Array(view.count * C);
+  view.labels.forEach((label, i) => (targets[i * C + label] = 1 / view.count));
+  const bias = memory.logits(view, rows);
+  assert.ok(bias.some((b) => b > 0));
+  const images = { shape: [view.count, view.embedDim], data: view.embeds };
+  const lossOf = async (ctx: Float32Array) => model.promptLoss(prompt.textBatch(ctx), images, { shape: [view.count, C], data: targets }, { shape: [view.count, C], data: bias });
+  const ctx = prompt.initialContext(1);
+  const result = await lossOf(ctx);
+  const grad = prompt.contextGradient(result.prefixGrad.data, result.suffixGrad.data);
+  for (const i of [0, 17, ctx.length - 1]) {
+    const plus = ctx.slice();
+    plus[i] += 1e-3;
+    const minus = ctx.slice();
+    minus[i] -= 1e-3;
+    const numeric = ((await lossOf(plus)).loss - (await lossOf(minus)).loss) / 2e-3;
+    assert.ok(Math.abs(numeric - grad[i]) <= 2e-3 * Math.max(1, Math.abs(numeric)) + 2e-4, `index ${i}: ${grad[i]} vs ${numeric}`);
+  }
+});
+
+test('visual memory: A · M_v by hand, prototypes and shots', () => {
+  const shots: FeatureSet = {
+    count: 3, embedDim: 2, pooledDim: 2, embeds: Float32Array.of(1, 0, 0, 1, 1, 1), pooled: Float32Array.of(1, 0, 0, 1, 0.6, 0.8), labels: Int32Array.of(0, 2, 2),
+  };
+  const query: FeatureSet = { ...shots, count: 1, embeds: Float32Array.of(1, 0), pooled: Float32Array.of(2, 0), labels: Int32Array.of(0) };
+  const beta = 2;
+  const shotMemory = VisualMemory.build(shots, 4, { ...DEFAULT_MEMORY, keys: 'shots', alpha: 1.5, beta });
+  const expectedShots = [1.5 * Math.exp(0), 0, 1.5 * (Math.exp(-beta * 1) + Math.exp(-beta * (1 - 0.6))), 0];
+  shotMemory.logits(query).forEach((v, c) => assert.ok(Math.abs(v - expectedShots[c]) < 1e-6, `shots, class ${c}: ${v}`));
+  const protoMemory = VisualMemory.build(shots, 4, { ...DEFAULT_MEMORY, keys: 'prototypes', alpha: 1, beta });
+  const proto = [0.6, 1.8].map((v) => v / Math.hypot(0.6, 1.8)); // mean of (0,1) and (0.6,0.8), normalised
+  const expectedProto = [1, 0, Math.exp(-beta * (1 - proto[0])), 0];
+  protoMemory.logits(query).forEach((v, c) => assert.ok(Math.abs(v - expectedProto[c]) < 1e-6, `prototypes, class ${c}: ${v}`));
+});
+
+test('FedAvg of identical prompts is the identity; weights follow sample counts', () => {
+  const p = new SeededRandom(2).normals(64, 0.02);
+  const uploads = [3, 7, 1].map((samples, client) => ({ client, samples, tensors: { context: p } }));
+  assert.deepEqual(federatedAverage(uploads, 'context', true), p);
+  assert.deepEqual(federatedAverage(uploads, 'context', false), p);
+  const a = { client: 0, samples: 1, tensors: { context: Float32Array.of(0, 4) } };
+  const b = { client: 1, samples: 3, tensors: { context: Float32Array.of(4, 0) } };
+  assert.deepEqual(federatedAverage([a, b], 'context', true), Float32Array.of(3, 1));
+  assert.deepEqual(federatedAverage([a, b], 'context', false), Float32Array.of(2, 2));
+});
+
+test("PromptAMP's cloud prompts: non-negative attention, identity on identical prompts, closer peers weigh more", () => {
+  const p = Float32Array.of(0.1, -0.2);
+  const same = cloudPrompts([0, 1, 2].map((client) => ({ client, samples: 1, tensors: { context: p } })), PROMPTAMP_DEFAULTS);
+  for (const u of same.values()) u.forEach((v, i) => assert.ok(Math.abs(v - p[i]) < 1e-7));
+  const options = { alphaK: 0.1, sigma: 1, lambda: 1 };
+  const uploads = [Float32Array.of(0, 0), Float32Array.of(1, 0), Float32Array.of(0, 3)].map((context, client) => ({ client, samples: 1, tensors: { context } }));
+  const u0 = cloudPrompts(uploads, options).get(0)!;
+  const xi1 = 0.1 * Math.exp(-1);
+  const xi2 = 0.1 * Math.exp(-9);
+  assert.ok(Math.abs(u0[0] - xi1) < 1e-6 && Math.abs(u0[1] - 3 * xi2) < 1e-6, `u_0 = ${u0}`);
+});
+
+test('an upload that is not what the method declares stops the run, naming the client', () => {
+  const method = createMethod('promptfl');
+  const setup = { clients: 2, rounds: 1, contextSize: 4, contextRows: 1, contextTokens: 1, width: 4, initialContext: new Float32Array(4) };
+  assert.throws(() => checkUpload(method, setup, 1, { context: new Float32Array(4), memory: new Float32Array(2) }), /client 1 tried to upload "memory"/);
+  assert.throws(() => checkUpload(method, setup, 0, { context: new Float32Array(3) }), /client 0: upload "context" has 3 values, PromptFL declares 4/);
+  assert.throws(() => checkUpload(method, setup, 0, { context: Float32Array.of(0, NaN, 0, 0) }), /non-finite/);
+  assert.throws(() => checkUpload(method, setup, 0, {}), /missing/);
+});
+
+test('nothing personal is uploaded: pFedPrompt sends its shared context only, PromptPer its global half only', async () => {
+  for (const id of ['pfedprompt', 'promptper'] as const) {
+    const seen: Tensors[] = [];
+    const result = await run(id, 1, 1, (uploads) => uploads.forEach((u) => seen.push(u.tensors)));
+    assert.equal(seen.length, 3 * 3);
+    const setup = await executorSetup(createMethod(id), 1);
+    const expected = id === 'pfedprompt' ? { context: setup.federation.contextSize } : { global: 2 * setup.federation.width };
+    for (const tensors of seen) assert.deepEqual(Object.fromEntries(Object.entries(tensors).map(([k, v]) => [k, v.length])), expected);
+    // No client's memory keys (its features) and no personal rows are inside any upload.
+    const forbidden = clients.flatMap((c) => [c.train[0].pooled.subarray(0, 8), c.train[0].embeds.subarray(0, 8)]);
+    for (const tensors of seen) {
+      for (const t of Object.values(tensors)) for (const f of forbidden) assert.ok(!containsRun(t, f));
+    }
+    assert.ok(result.rounds.every((r) => r.bytesUp === 3 * 4 * Object.values(expected)[0]));
+  }
+});
+
+function containsRun(haystack: Float32Array, needle: Float32Array): boolean {
+  outer: for (let i = 0; i + needle.length <= haystack.length; i++) {
+    for (let k = 0; k < needle.length; k++) if (haystack[i + k] !== needle[k]) continue outer;
+    return true;
+  }
+  return false;
+}
+
+test('every method runs end to end; trained methods lower their loss; one seed gives identical results, in parallel too', async () => {
+  for (const id of METHOD_IDS) {
+    const first = await run(id, 3);
+    assert.equal(first.clients.length, 3);
+    for (const c of first.clients) assert.ok(c.accuracy >= 0 && c.accuracy <= 1, `${id}: accuracy ${c.accuracy}`);
+    const method = createMethod(id);
+    if (method.trainsPrompt) {
+      assert.equal(first.rounds.length, 3);
+      const losses = first.rounds.map((r) => r.trainLoss);
+      assert.ok(losses[2] < losses[0], `${id}: training loss ${losses.join(' → ')} did not fall`);
+    } else {
+      assert.equal(first.rounds.length, 0);
+    }
+    if (method.memoryOptions) assert.ok(first.memorySelection && first.memorySelection.candidates.length === 2);
+    const again = await run(id, 3);
+    assert.deepEqual(again.clients, first.clients, `${id}: a second run with the same seed differs`);
+    assert.deepEqual(again.rounds.map((r) => r.trainLoss), first.rounds.map((r) => r.trainLoss));
+  }
+  const sequential = await run('promptamp', 4);
+  const parallel = await run('promptamp', 4, 2);
+  assert.deepEqual(parallel.clients, sequential.clients, 'two worker threads give other numbers than one thread');
+  assert.deepEqual(parallel.rounds.map((r) => r.trainLoss), sequential.rounds.map((r) => r.trainLoss));
+});
