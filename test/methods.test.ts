@@ -4,11 +4,10 @@
 // folder with the tiny fixture CLIP.
 
 import assert from 'node:assert/strict';
-import { mkdtempSync, mkdirSync, rmSync } from 'node:fs';
+import { mkdtempSync, rmSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { after, before, test } from 'node:test';
-import sharp from 'sharp';
 import { SeededRandom } from '../src/clip/random.js';
 import { loadDataset } from '../src/data/load-dataset.js';
 import { createPartition } from '../src/data/partitioners/index.js';
@@ -23,34 +22,17 @@ import { proximalPenalty } from '../src/methods/promptprox.js';
 import { DEFAULT_MEMORY, VisualMemory } from '../src/methods/visual-memory.js';
 import { CoopPrompt } from '../src/prompt/coop-prompt.js';
 import { fixture } from './shared.js';
+import { CLASSNAMES, writeShapesDataset } from './synthetic-dataset.js';
 
 const MODEL = fixture('clip', 'tiny-vit-hf');
 const TOKENIZER = fixture('clip-tokenizer');
-const CLASSNAMES = ['red circle', 'green square', 'blue triangle', 'yellow star', 'purple cross', 'orange moon'];
 
 let workdir: string;
 let clients: ClientData[];
 
-/** Six classes of 32×32 images, each class its own colour and pattern with noise, in the image-folder layout. */
-async function writeDataset(root: string): Promise<void> {
-  const random = new SeededRandom(11);
-  for (let c = 0; c < CLASSNAMES.length; c++) {
-    const dir = path.join(root, CLASSNAMES[c].replace(' ', '_'));
-    mkdirSync(dir, { recursive: true });
-    for (let i = 0; i < 12; i++) {
-      const pixels = Buffer.alloc(32 * 32 * 3);
-      for (let p = 0; p < 32 * 32; p++) {
-        const stripe = ((p % 32) >> (c % 3 + 1)) & 1;
-        for (let k = 0; k < 3; k++) pixels[p * 3 + k] = Math.max(0, Math.min(255, ((c * 53 + k * 97) % 256) * (0.6 + 0.4 * stripe) + 40 * random.normal()));
-      }
-      await sharp(pixels, { raw: { width: 32, height: 32, channels: 3 } }).png().toFile(path.join(dir, `${i}.png`));
-    }
-  }
-}
-
 before(async () => {
   workdir = mkdtempSync(path.join(os.tmpdir(), 'pfedprompt-methods-'));
-  await writeDataset(path.join(workdir, 'shapes'));
+  await writeShapesDataset(path.join(workdir, 'shapes'));
   const dataset = await loadDataset(path.join(workdir, 'shapes'));
   const partition = createPartition(dataset, { scheme: 'pathological', clients: 3, shots: 2, valShots: 2 });
   const model = await sharedModel(MODEL);
