@@ -12,7 +12,7 @@
 // same time, so the two do not share the cores.
 
 import { spawn, spawnSync } from 'node:child_process';
-import { existsSync, readFileSync } from 'node:fs';
+import { existsSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { performance } from 'node:perf_hooks';
@@ -21,6 +21,7 @@ import { Command, InvalidArgumentError, Option } from 'commander';
 import { ClipModel } from '../src/clip/model.js';
 import { CLIP_RN50, CLIP_VIT_B16, SeededRandom, randomClipWeights } from '../src/clip/random.js';
 import type { ClipWeights, HostTensor } from '../src/clip/weights.js';
+import { DISTURBED_SHARE, mb, median, startInterferenceMeter } from './measure.js';
 
 const PROJECT_ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..', '..'); // from dist/bench
 const PYTHON = '/usr/bin/python3';
@@ -67,12 +68,6 @@ interface Timing extends Stats {
   readonly othersShare?: number;
 }
 
-const median = (xs: readonly number[]): number => {
-  const s = [...xs].sort((a, b) => a - b);
-  const m = s.length >> 1;
-  return s.length % 2 ? s[m] : (s[m - 1] + s[m]) / 2;
-};
-
 const stats = (times: readonly number[]): Stats => ({ medianMs: median(times), minMs: Math.min(...times), maxMs: Math.max(...times), runs: times.length });
 
 async function timeRuns(runs: number, work: () => Promise<unknown>): Promise<Timing> {
@@ -89,40 +84,6 @@ async function timeRuns(runs: number, work: () => Promise<unknown>): Promise<Tim
   return { ...stats(times), firstMs, othersShare: meter() };
 }
 
-/** Busy CPU-seconds of the whole machine so far (Linux /proc/stat), or undefined elsewhere. */
-function systemCpuSeconds(): number | undefined {
-  try {
-    const fields = readFileSync('/proc/stat', 'utf8').split('\n')[0].trim().split(/\s+/).slice(1).map(Number);
-    const [user, nice, system, , , irq, softirq, steal] = fields;
-    return (user + nice + system + irq + softirq + (steal ?? 0)) / 100; // in USER_HZ, 100 on Linux
-  } catch {
-    return undefined;
-  }
-}
-
-/**
- * Timings assume the cores are ours. What the machine spent beyond this
- * process was someone else's work competing with ours: the returned function
- * gives its share of the machine since this call (a few % on an idle
- * machine: kernel threads, the VM's own agents).
- */
-function startInterferenceMeter(): () => number | undefined {
-  const busyAtStart = systemCpuSeconds();
-  const ownAtStart = process.cpuUsage();
-  const wallAtStart = performance.now();
-  return () => {
-    const busy = systemCpuSeconds();
-    if (busyAtStart === undefined || busy === undefined) return undefined;
-    const own = process.cpuUsage(ownAtStart);
-    const others = Math.max(0, busy - busyAtStart - (own.user + own.system) / 1e6);
-    return others / (((performance.now() - wallAtStart) / 1000) * os.availableParallelism());
-  };
-}
-
-/** Above this share of the machine used by others, timings are flagged as disturbed. */
-const DISTURBED_SHARE = 0.25;
-
-const mb = (bytes: number): string => `${(bytes / 2 ** 20).toFixed(0)} MB`;
 const rss = (): string => mb(process.memoryUsage.rss());
 const log = (line: string): void => console.error(line);
 

@@ -28,6 +28,7 @@ import { CLIP_VIT_B16, SeededRandom, randomClipWeights } from '../src/clip/rando
 import type { ImageItem } from '../src/data/dataset.js';
 import { FeatureCache, modelFingerprint } from '../src/features/cache.js';
 import { extractFeatures } from '../src/features/extract.js';
+import { mb, median } from './measure.js';
 
 interface Options {
   readonly images: number;
@@ -40,12 +41,6 @@ interface Options {
 }
 
 const log = (line: string): void => console.error(line);
-const median = (xs: readonly number[]): number => {
-  const s = [...xs].sort((a, b) => a - b);
-  const m = s.length >> 1;
-  return s.length % 2 ? s[m] : (s[m - 1] + s[m]) / 2;
-};
-const mb = (bytes: number): string => `${(bytes / 2 ** 20).toFixed(0)} MB`;
 
 interface Timing {
   readonly median: number;

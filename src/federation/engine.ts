@@ -33,6 +33,8 @@ export interface RoundRecord {
   readonly bytesUp: number;
   readonly bytesDown: number;
   readonly seconds: number;
+  /** Where the round's time went: clients' local training, the server's aggregation, evaluating every client. */
+  readonly stageSeconds: { readonly training: number; readonly aggregation: number; readonly evaluation: number };
 }
 
 export interface MemorySelection {
@@ -115,9 +117,12 @@ export async function runFederation(
         personal.set(r.client, r.personal);
         return { client: r.client, samples: clients[r.client].train[0].count, tensors: r.upload };
       });
+      const trained = performance.now();
       const communicates = Object.keys(method.uploadSpec(setup)).length > 0;
       if (communicates) server = method.aggregate(server, uploads, setup);
+      const aggregated = performance.now();
       const clientAccuracies = options.evaluateEachRound ? await testAccuracies() : undefined;
+      const evaluated = performance.now();
       const record: RoundRecord = {
         round,
         participants: chosen,
@@ -126,7 +131,8 @@ export async function runFederation(
         trainLoss: mean(results.map((r) => r.loss)),
         bytesUp: uploads.reduce((sum, u) => sum + bytesOf(u.tensors), 0),
         bytesDown: communicates ? downloads.reduce((sum, d) => sum + bytesOf(d), 0) : 0,
-        seconds: (performance.now() - started) / 1000,
+        seconds: (evaluated - started) / 1000,
+        stageSeconds: { training: (trained - started) / 1000, aggregation: (aggregated - trained) / 1000, evaluation: (evaluated - aggregated) / 1000 },
       };
       rounds.push(record);
       onRound?.(record);
