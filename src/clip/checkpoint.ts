@@ -15,7 +15,6 @@ import { readFile, readdir, stat } from 'node:fs/promises';
 import path from 'node:path';
 import {
   CLIP_PREPROCESS,
-  tensor,
   type ClipConfig,
   type ClipWeights,
   type HostTensor,

@@ -52,7 +52,7 @@ export class CoopPrompt {
   private readonly wordInit?: Float32Array;
 
   constructor(
-    private readonly model: ClipModel,
+    model: ClipModel,
     tokenizer: ClipTokenizer,
     readonly classnames: readonly string[],
     readonly options: PromptOptions = DEFAULT_PROMPT,
