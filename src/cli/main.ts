@@ -7,6 +7,7 @@ import { registerFeatures } from './features.js';
 import { registerPartition } from './partition.js';
 import { registerTokenize } from './tokenize.js';
 import { registerVerify } from './verify.js';
+import { registerWorld } from './world.js';
 import { registerZeroshot } from './zeroshot.js';
 
 const pkg = JSON.parse(readFileSync(new URL('../../../package.json', import.meta.url), 'utf8')) as { version: string };
@@ -21,6 +22,7 @@ registerTokenize(program);
 registerVerify(program);
 registerFeatures(program);
 registerPartition(program);
+registerWorld(program);
 
 try {
   await program.parseAsync();

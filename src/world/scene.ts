@@ -148,6 +148,14 @@ const article = (word: string): string => (/^[aeiou]/.test(word) ? 'an' : 'a');
  * together combinations it never saw.
  */
 export function caption(scene: Scene, random: SeededRandom): string {
+  return describe(scene, random).text;
+}
+
+/** What a caption says about a scene: the attributes it names (the others it leaves open). */
+export type Mentions = Partial<Pick<Scene, Attribute>>;
+
+/** A caption and the attributes it names, so that a batch can tell which captions are true of which images. */
+export function describe(scene: Scene, random: SeededRandom): { text: string; mentions: Mentions } {
   const say = (p: number): boolean => random.uniform() < p;
   const nameShape = say(0.9);
   const colour = say(0.85) || !nameShape ? scene.colour : undefined;
@@ -163,7 +171,19 @@ export function caption(scene: Scene, random: SeededRandom): string {
   const opener = pick(random, OPENERS);
   const body = `${article(head)} ${head}${tail.length ? ` ${tail.join(' ')}` : ''}`;
   const text = positionFirst ? `${position}, ${body}` : opener ? `${opener} ${body}` : body;
-  return say(0.6) ? `${text}.` : text;
+  const mentions: Mentions = {
+    ...(nameShape ? { shape: scene.shape } : {}),
+    ...(colour ? { colour: scene.colour } : {}),
+    ...(size ? { size: scene.size } : {}),
+    ...(patternMode ? { pattern: scene.pattern } : {}),
+    ...(position ? { position: scene.position } : {}),
+  };
+  return { text: say(0.6) ? `${text}.` : text, mentions };
+}
+
+/** Whether a caption naming `mentions` is true of `scene`. */
+export function isTrueOf(mentions: Mentions, scene: Scene): boolean {
+  return (Object.keys(mentions) as Attribute[]).every((a) => mentions[a] === scene[a]);
 }
 
 /** The name of a class defined by `attributes` of a scene, e.g. "red circle" or "small striped star". */
