@@ -77,10 +77,10 @@ export interface PretrainOptions {
 
 export const DEFAULT_PRETRAIN: Omit<PretrainOptions, 'out' | 'log'> = {
   seed: 2026,
-  steps: 3000,
+  steps: 1800,
   batchSize: 128,
   learningRate: 1e-3,
-  warmupSteps: 150,
+  warmupSteps: 100,
   architecture: WORLD_CLIP,
   bpeMerges: 2000,
   threads: os.availableParallelism(),

@@ -212,10 +212,10 @@ export function renderScene(scene: Scene, style: Style, size: number): Uint8Arra
 
   if (style.blur > 0) pixels = blur(pixels, size, style.blur);
   const out = new Uint8Array(size * size * 3);
+  const noise = style.noise > 0 ? random.normals(out.length, style.noise) : undefined;
   for (let i = 0; i < out.length; i++) {
     const c = i % 3;
-    let value = pixels[i] * style.gain[c] + style.offset[c];
-    if (style.noise > 0) value += style.noise * random.normal();
+    const value = pixels[i] * style.gain[c] + style.offset[c] + (noise ? noise[i] : 0);
     out[i] = Math.min(255, Math.max(0, Math.round(value)));
   }
   return out;
