@@ -52,7 +52,7 @@ test('contrastive step: weight, prefix and suffix gradients match finite differe
   // Two positives for image 0 (captions 0 and 2), to exercise multi-positive targets.
   const match = [[1, 0, 1], [0, 1, 0], [1, 0, 1]];
   const i2t = Float32Array.from(match.flatMap((row) => row.map((m) => m / row.reduce((a, b) => a + b) / B)));
-  const t2i = Float32Array.from(match.flatMap((row, i) => row.map((m, j) => m / match.reduce((a, r) => a + r[j], 0) / B)).map((v, k) => v + 0 * k));
+  const t2i = Float32Array.from(match.flatMap((row) => row.map((m, j) => m / match.reduce((a, r) => a + r[j], 0) / B)));
   for (const p of step.parameters) inputs[p.input.name] = { data: weights.tensors.get(p.tensor)!.data.slice(p.start, p.end), shape: p.input.shape as number[] };
 
   const run = async (values: Record<string, Float32Array>): Promise<ort.InferenceSession.ReturnType> => {
@@ -104,13 +104,17 @@ test('contrastive step: weight, prefix and suffix gradients match finite differe
     assert.ok(worst <= 2e-3 * Math.max(largest, 0.1), `${name}: worst |fd − analytic| ${worst} (largest gradient ${largest})`);
   }
 
-  // Along one random direction through every input at once.
-  const direction = Object.fromEntries(Object.entries(base).map(([k, v]) => [k, random.normals(v.length)]));
+  // Along one random direction through every differentiated input at once (all but the pixels).
+  const direction = Object.fromEntries(Object.entries(base).map(([k, v]) => [k, k === 'pixel_values' ? new Float32Array(v.length) : random.normals(v.length)]));
   const norm = Math.sqrt(Object.values(direction).reduce((s, d) => s + d.reduce((a, x) => a + x * x, 0), 0));
   const moved = (h: number): Record<string, Float32Array> => Object.fromEntries(Object.entries(base).map(([k, v]) => [k, v.map((x, i) => x + (h * direction[k][i]) / norm)]));
   const central = async (h: number): Promise<number> => ((await loss(moved(h))) - (await loss(moved(-h)))) / (2 * h);
-  const fd = (4 * (await central(5e-3)) - (await central(1e-2))) / 3;
-  const ad = Object.keys(base).reduce((s, k) => s + (analytic[GRAD_PREFIX + k].data as Float32Array).reduce((a, g, i) => a + (g * direction[k][i]) / norm, 0), 0);
+  // float32 losses put a noise floor of about 1e-4 / h on a central difference
+  // (a key bias, whose exact gradient is 0, reads ~1e-4 at h = 2.5e-3), so the
+  // steps are as large as Richardson extrapolation keeps accurate.
+  const fd = (4 * (await central(1e-2)) - (await central(2e-2))) / 3;
+  const ad = Object.keys(base).filter((k) => k !== 'pixel_values').reduce((s, k) => s + (analytic[GRAD_PREFIX + k].data as Float32Array).reduce((a, g, i) => a + (g * direction[k][i]) / norm, 0), 0);
+  console.log(`contrastive step, random direction: finite difference ${fd.toFixed(6)}, analytic ${ad.toFixed(6)}`);
   assert.ok(Math.abs(fd - ad) <= 2e-3 * Math.abs(ad) + 1e-4, `random direction: fd ${fd} vs analytic ${ad}`);
   await session.release();
 });
