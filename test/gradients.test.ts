@@ -52,6 +52,17 @@ const cases: Case[] = [
   { name: 'ReduceSum, dropping axes', inputs: { a: [2, 3, 4] }, build: (g, x) => op.mul(g, op.reduceSum(g, x.a, [0, 2], false), g.weight('w', [3], randn(3, 7))) },
   { name: 'ReduceMean, keeping axes', inputs: { a: [2, 3, 4] }, build: (g, x) => op.mul(g, op.reduceMean(g, x.a, [-1], true), g.weight('w', [2, 3, 1], randn(6, 6))) },
   { name: 'Concat', inputs: { a: [2, 1, 3], b: [2, 4, 3] }, build: (g, x) => op.mul(g, op.concat(g, [x.a, x.b], 1), g.weight('w', [2, 5, 3], randn(30, 5))) },
+  { name: 'Slice (a middle range of an axis)', inputs: { a: [2, 4, 3] }, build: (g, x) => op.mul(g, op.slice(g, x.a, g.ints([1]), g.ints([3]), 1, 2), g.weight('w', [2, 2, 3], randn(12, 11))) },
+  {
+    name: 'Conv as a patch embedding (weights and bias)',
+    inputs: { w: [4, 3, 2, 2], b: [4] },
+    build: (g, x) => op.conv(g, g.weight('pixels', [2, 3, 4, 4], randn(96, 12)), x.w, x.b, { stride: 2, pad: 0, outShape: [2, 4, 2, 2] }),
+  },
+  {
+    name: 'Conv whose input overhangs the patch grid',
+    inputs: { w: [3, 3, 2, 2] },
+    build: (g, x) => op.conv(g, g.weight('pixels', [1, 3, 5, 5], randn(75, 13)), x.w, undefined, { stride: 2, pad: 0, outShape: [1, 3, 2, 2] }),
+  },
   {
     name: 'Unsqueeze and Expand',
     inputs: { a: [3, 2] },

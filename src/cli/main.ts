@@ -8,6 +8,7 @@ import { registerPartition } from './partition.js';
 import { registerRun } from './run.js';
 import { registerTokenize } from './tokenize.js';
 import { registerVerify } from './verify.js';
+import { registerWorld } from './world.js';
 import { registerZeroshot } from './zeroshot.js';
 
 const pkg = JSON.parse(readFileSync(new URL('../../../package.json', import.meta.url), 'utf8')) as { version: string };
@@ -23,6 +24,7 @@ registerVerify(program);
 registerFeatures(program);
 registerPartition(program);
 registerRun(program);
+registerWorld(program);
 
 try {
   await program.parseAsync();

@@ -18,11 +18,31 @@ export function transposed(t: HostTensor, rowStart = 0, rowEnd = t.shape[0]): Fl
   return out;
 }
 
-/** Creates each weight's initializer once per graph, however often it is used. */
+/**
+ * A weight the graph reads as an input rather than an initializer (see
+ * GraphWeights' `asInputs`): the graph input `input` holds elements
+ * [start, end) of the tensor `tensor`'s row-major data, in its stored layout.
+ */
+export interface WeightInput {
+  readonly input: Value;
+  readonly tensor: string;
+  readonly start: number;
+  readonly end: number;
+}
+
+/**
+ * Creates each weight once per graph, however often it is used. By default
+ * weights become initializers (a frozen model). With `asInputs`, every weight
+ * becomes a graph input instead, fed in its stored layout (transposes happen
+ * in the graph), so that gradients with respect to the weights can be taken
+ * and the same graph runs with new values after each optimiser step.
+ */
 export class GraphWeights {
   private readonly cache = new Map<string, Value>();
+  /** The graph inputs made for weights, in creation order (only with `asInputs`). */
+  readonly inputs: WeightInput[] = [];
 
-  constructor(readonly g: Graph, readonly weights: ClipWeights) {}
+  constructor(readonly g: Graph, readonly weights: ClipWeights, readonly options: { readonly asInputs?: boolean } = {}) {}
 
   private once(key: string, make: () => Value): Value {
     let v = this.cache.get(key);
@@ -30,21 +50,38 @@ export class GraphWeights {
     return v;
   }
 
+  /** A graph input for elements [start, end) of tensor `name`, viewed with `shape`. */
+  private weightInput(name: string, shape: readonly number[], start: number, end: number): Value {
+    const suffix = start === 0 && end === tensor(this.weights, name).data.length ? '' : `[${start}:${end}]`;
+    const input = this.g.input(`${name}${suffix}`, shape);
+    this.inputs.push({ input, tensor: name, start, end });
+    return input;
+  }
+
   /** The tensor as stored. */
   raw(name: string, shape: readonly number[]): Value {
-    return this.once(name, () => this.g.weight(name, shape, tensor(this.weights, name, shape).data));
+    return this.once(name, () => {
+      const t = tensor(this.weights, name, shape);
+      return this.options.asInputs ? this.weightInput(name, shape, 0, t.data.length) : this.g.weight(name, shape, t.data);
+    });
   }
 
   /** Rows [start, end) of a PyTorch [out, in] matrix, transposed to [in, out]. */
   matrixT(name: string, shape: readonly [number, number], start = 0, end = shape[0]): Value {
-    return this.once(`${name}[${start}:${end}]^T`, () =>
-      this.g.weight(`${name}_T`, [shape[1], end - start], transposed(tensor(this.weights, name, shape), start, end)));
+    return this.once(`${name}[${start}:${end}]^T`, () => {
+      const t = tensor(this.weights, name, shape);
+      if (!this.options.asInputs) return this.g.weight(`${name}_T`, [shape[1], end - start], transposed(t, start, end));
+      const rows = this.weightInput(name, [end - start, shape[1]], start * shape[1], end * shape[1]);
+      return op.transpose(this.g, rows, [1, 0]);
+    });
   }
 
   /** Elements [start, end) of a vector. */
   vector(name: string, length: number, start = 0, end = length): Value {
-    return this.once(`${name}[${start}:${end}]`, () =>
-      this.g.weight(name, [end - start], tensor(this.weights, name, [length]).data.slice(start, end)));
+    return this.once(`${name}[${start}:${end}]`, () => {
+      const t = tensor(this.weights, name, [length]);
+      return this.options.asInputs ? this.weightInput(name, [end - start], start, end) : this.g.weight(name, [end - start], t.data.slice(start, end));
+    });
   }
 
   layerNorm(x: Value, name: string, width: number): Value {

@@ -20,13 +20,13 @@ export const PREFIX = 'prefix_embeds';
 export const SUFFIX = 'suffix_embeds';
 export const EOT_MASK = 'eot_mask';
 
-interface TextInputs {
+export interface TextInputs {
   readonly prefix: Value; // [P, W]
   readonly suffix: Value; // [C, S, W]
   readonly eotMask: Value; // [C, S], one-hot position of each text's end token in its suffix
 }
 
-function textInputs(g: Graph, width: number): TextInputs {
+export function textInputs(g: Graph, width: number): TextInputs {
   return {
     prefix: g.input(PREFIX, ['prefix', width]),
     suffix: g.input(SUFFIX, ['texts', 'suffix', width]),
@@ -34,10 +34,10 @@ function textInputs(g: Graph, width: number): TextInputs {
   };
 }
 
-/** Builds the text tower on `g` from its inputs to the projected end-of-text features [C, E]. */
-function textTower(g: Graph, weights: ClipWeights, { prefix, suffix, eotMask }: TextInputs): Value {
+/** Builds the text tower on `w`'s graph from its inputs to the projected end-of-text features [C, E]. */
+export function textTower(w: GraphWeights, { prefix, suffix, eotMask }: TextInputs): Value {
+  const { g, weights } = w;
   const { width, heads, layers, contextLength } = weights.config.text;
-  const w = new GraphWeights(g, weights);
 
   const P = op.shapeOf(g, prefix, 0, 1);
   const S = op.shapeOf(g, suffix, 1, 2);
@@ -85,7 +85,7 @@ function textTower(g: Graph, weights: ClipWeights, { prefix, suffix, eotMask }: 
 /** Inputs → `text_embeds` [C, E]. */
 export function buildTextEncoder(weights: ClipWeights): Graph {
   const g = new Graph('clip_text');
-  g.output(textTower(g, weights, textInputs(g, weights.config.text.width)), 'text_embeds');
+  g.output(textTower(new GraphWeights(g, weights), textInputs(g, weights.config.text.width)), 'text_embeds');
   return g;
 }
 
@@ -97,7 +97,7 @@ export function buildTextEncoder(weights: ClipWeights): Graph {
 export function buildTextVjp(weights: ClipWeights): Graph {
   const g = new Graph('clip_text_vjp');
   const inputs = textInputs(g, weights.config.text.width);
-  const embeds = textTower(g, weights, inputs);
+  const embeds = textTower(new GraphWeights(g, weights), inputs);
   const cotangent = g.input('text_embeds_grad', ['texts', weights.config.embedDim]);
   const [dPrefix, dSuffix] = gradients(g, embeds, [inputs.prefix, inputs.suffix], cotangent);
   g.output(embeds, 'text_embeds');
@@ -121,7 +121,7 @@ export function buildPromptLoss(weights: ClipWeights): Graph {
   const images = g.input('image_embeds', ['batch', E]);
   const targets = g.input('targets', ['batch', 'texts']);
   const bias = g.input('logit_bias', ['batch', 'texts']);
-  const text = textTower(g, weights, inputs);
+  const text = textTower(new GraphWeights(g, weights), inputs);
 
   const normalize = (x: Value): Value => op.div(g, x, op.sqrt(g, op.reduceSum(g, op.mul(g, x, x), [-1], true)));
   const scale = Math.exp(tensor(weights, 'logit_scale').data[0]);

@@ -96,6 +96,19 @@ const PIECE_PATTERN = new RegExp(
 
 const pythonStrip = (text: string): string => text.replace(LEADING_OR_TRAILING_SPACE, '');
 
+/**
+ * The words BPE sees in `text`: the cleaned text's pieces as byte symbols,
+ * before any merge. What a BPE vocabulary is trained on.
+ */
+export function preTokenize(text: string): string[] {
+  return Array.from(cleanText(text).matchAll(PIECE_PATTERN), ([piece]) => toByteSymbols(piece));
+}
+
+/** The 256 byte symbols in the order of a CLIP vocabulary's first ids. */
+export function byteSymbols(): readonly string[] {
+  return BYTE_SYMBOLS;
+}
+
 /** The text CLIP actually tokenizes: `whitespace_clean(basic_clean(text)).lower()`. */
 export function cleanText(text: string): string {
   const unescaped = pythonStrip(htmlUnescape(htmlUnescape(text)));

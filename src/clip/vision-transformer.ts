@@ -8,13 +8,24 @@ import { GraphWeights, attend, mergeHeads, splitHeads } from './layers.js';
 import type { ClipWeights, VisionTransformerConfig } from './weights.js';
 
 export function buildVisionTransformer(weights: ClipWeights): Graph {
+  const R = weights.config.vision.imageSize;
+  const g = new Graph('clip_vit');
+  const { tokens, embeds } = visionTower(new GraphWeights(g, weights), g.input('pixel_values', ['batch', 3, R, R]));
+  g.output(tokens, 'vision_tokens');
+  g.output(embeds, 'image_embeds');
+  return g;
+}
+
+/**
+ * The tower on `w`'s graph from `pixels` [B, 3, R, R]: every token before
+ * ln_post [B, 1+HW, W] and the projected class token [B, E].
+ */
+export function visionTower(w: GraphWeights, pixels: Value): { tokens: Value; embeds: Value } {
+  const { g, weights } = w;
   const cfg = weights.config.vision as VisionTransformerConfig;
   const { imageSize: R, patchSize: p, width: W, heads, layers } = cfg;
   const grid = Math.floor(R / p);
   const tokens = grid * grid + 1;
-  const g = new Graph('clip_vit');
-  const w = new GraphWeights(g, weights);
-  const pixels = g.input('pixel_values', ['batch', 3, R, R]);
 
   const patches = op.conv(g, pixels, w.raw('visual.conv1.weight', [W, 3, p, p]), undefined, { stride: p, pad: 0, outShape: ['batch', W, grid, grid] });
   const sequence = op.transpose(g, op.reshape(g, patches, [0, 0, -1], ['batch', W, grid * grid]), [0, 2, 1]);
@@ -29,11 +40,8 @@ export function buildVisionTransformer(weights: ClipWeights): Graph {
     x = op.add(g, x, w.linear(mergeHeads(g, attend(g, q, k, v)), `${name}.attn.out_proj`, W, W));
     x = op.add(g, x, w.mlp(w.layerNorm(x, `${name}.ln_2`, W), `${name}.mlp`, W));
   }
-  g.output(x, 'vision_tokens');
-
   const first = op.slice(g, x, g.ints([0]), g.ints([1]), 1, 1);
   const clsOut = op.reshape(g, first, [0, W], ['batch', W]);
   const embeds = op.matmul(g, w.layerNorm(clsOut, 'visual.ln_post', W), w.raw('visual.proj', [W, weights.config.embedDim]));
-  g.output(embeds, 'image_embeds');
-  return g;
+  return { tokens: x, embeds };
 }

@@ -129,6 +129,46 @@ const rules: Record<string, Rule> = {
       need[2] ? unbroadcast(g, dy, bias.shape) : undefined,
     ];
   },
+  Slice: (g, n, dy, need) => {
+    // Zero-pad the gradient back to the input's extent along the sliced axis.
+    const [x, start, end, axesValue] = n.inputs;
+    if (n.inputs.length > 4) throw new Error('Slice gradient: steps are not supported');
+    const axes = axesValue ? g.intConstants.get(axesValue.name) : undefined;
+    if (!axes || axes.length !== 1 || start.shape[0] !== 1) throw new Error('Slice gradient needs one constant axis');
+    if (!need[0]) return [];
+    const rank = x.shape.length;
+    const a = axes[0] < 0 ? axes[0] + rank : axes[0];
+    const after = op.int64Sub(g, op.shapeOf(g, x, a, a + 1), end);
+    const zeros = (k: number): Value[] => (k > 0 ? [g.ints(new Array(k).fill(0))] : []);
+    const pads = op.concat(g, [...zeros(a), start, ...zeros(rank - 1), after, ...zeros(rank - a - 1)], 0);
+    return [op.pad(g, dy, pads, x.shape)];
+  },
+  Conv: (g, n, dy, need) => {
+    // Only the patch embedding's case: stride = kernel, no padding, so every
+    // input pixel meets one kernel position and the convolution is a MatMul
+    // of non-overlapping patches.
+    const [x, w] = n.inputs;
+    const k = w.shape[2] as number;
+    const strides = n.attributes.strides as readonly number[] | undefined;
+    const pads = n.attributes.pads as readonly number[] | undefined;
+    if (!strides || strides.some((s) => s !== k) || (pads && pads.some((p) => p !== 0)) || w.shape[3] !== k) {
+      throw new Error('Conv gradient is implemented for non-overlapping patches only (square kernel = stride, no padding)');
+    }
+    if (need[0]) throw new Error('Conv gradient with respect to its input is not implemented (only the weights and bias)');
+    const [outC, inC] = w.shape as number[];
+    const [, , gh, gw] = dy.shape;
+    if (typeof gh !== 'number' || typeof gw !== 'number') throw new Error('Conv gradient needs a known output grid');
+    // x [B, C, gh·k, gw·k] → patches [B·gh·gw, C·k·k]; any pixels beyond the grid are cropped first.
+    let xs = x;
+    if (x.shape[2] !== gh * k) xs = op.slice(g, xs, g.ints([0]), g.ints([gh * k]), 2, gh * k);
+    if (x.shape[3] !== gw * k) xs = op.slice(g, xs, g.ints([0]), g.ints([gw * k]), 3, gw * k);
+    const six = op.reshape(g, xs, [0, inC, gh, k, gw, k], [x.shape[0], inC, gh, k, gw, k]);
+    const patches = op.reshape(g, op.transpose(g, six, [0, 2, 4, 1, 3, 5]), [-1, inC * k * k], ['patches', inC * k * k]);
+    const dyRows = op.reshape(g, op.transpose(g, dy, [0, 2, 3, 1]), [-1, outC], ['patches', outC]); // [B·gh·gw, O]
+    const dw = op.reshape(g, op.matmul(g, op.transposeLast(g, dyRows), patches), [outC, inC, k, k], [outC, inC, k, k]);
+    const db = n.inputs[2] && need[2] ? op.reduceSum(g, dy, [0, 2, 3], false) : undefined;
+    return [undefined, need[1] ? dw : undefined, db];
+  },
   Concat: (g, n, dy, need) => {
     const axis = n.attributes.axis as number;
     let start = g.ints([0]);

@@ -152,3 +152,12 @@ export function averagePool(g: Graph, x: Value, kernel: number, outShape: Shape)
 export function int64Add(g: Graph, a: Value, b: Value): Value {
   return g.node('Add', [a, b], {}, [{ shape: a.shape, dataType: DataType.INT64 }])[0];
 }
+
+export function int64Sub(g: Graph, a: Value, b: Value): Value {
+  return g.node('Sub', [a, b], {}, [{ shape: a.shape, dataType: DataType.INT64 }])[0];
+}
+
+/** Zero padding: `pads` is an int64 tensor [begin_0 … begin_{r-1}, end_0 … end_{r-1}]; `shape` the result's. */
+export function pad(g: Graph, x: Value, pads: Value, shape: Shape): Value {
+  return g.node('Pad', [x, pads], { mode: 'constant' }, [{ shape, dataType: x.dataType }])[0];
+}

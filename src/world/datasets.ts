@@ -1,0 +1,206 @@
+// Few-shot classification datasets drawn from the world, written in the
+// image-folder layout the dataset readers accept (src/data/image-folder.ts
+// with a CoOp split file), so every command that takes `--dataset DIR` reads
+// them as it reads a user's own folder.
+//
+// API
+//   worldClasses({ classAttributes, classes })       → WorldClass[]  (name + fixed attributes)
+//   worldExamples(options)                           → WorldExample[] (scenes and pixels, in memory)
+//   writeWorldDataset(dir, options)                  → Promise<WorldDatasetSummary>
+//   readWorldDomains(dir)                            → Promise<Map<relativePath, domain>>
+//
+// Options (WorldDatasetOptions): `seed`; `classAttributes` (default
+// ['colour', 'shape']: a class is a colour–shape pair such as "red circle");
+// `classes` ('all', 'seen' or 'held-out': held-out classes are the (colour,
+// shape) pairs pre-training never saw, see scene.ts); `perClass` images per
+// class per split (default 16 train, 4 val, 20 test); `imageSize` (default
+// WORLD_IMAGE_SIZE, the shipped model's); `domains`: named styles, each a
+// STYLE_PRESETS name, a Style, or 'random' (a fresh random style per image).
+// Within each class and split, image k belongs to domain k mod D, so every
+// domain has every class: label skew comes from partitioning, feature shift
+// from giving clients different domains.
+//
+// Layout on disk:
+//   DIR/split.json     CoOp format: {"train": [["red_circle/train_0000_studio.png", 0, "red circle"], ...], "val": [...], "test": [...]}
+//   DIR/world.json     how it was made: seed, image size, class names and attributes, held-out classes,
+//                      domains with their styles, and per image its domain and scene
+//   DIR/<class_folder>/<split>_<index>_<domain>.png   (class folder: the class name with spaces as underscores)
+//
+// The same options and seed give byte-identical files: each image draws
+// from its own stream, seeded by (seed, class, split, index).
+
+import { mkdir, readFile } from 'node:fs/promises';
+import path from 'node:path';
+import { SeededRandom } from '../clip/random.js';
+import type { SplitName } from '../data/dataset.js';
+import { writeFileAtomic } from '../io/atomic.js';
+import { encodePng, renderScene } from './render.js';
+import { ATTRIBUTE_VALUES, type Attribute, type Scene, type SceneConstraints, className, isHeldOut, sampleScene, type Colour, type Shape } from './scene.js';
+import { randomStyle, stylePreset, type Style } from './style.js';
+
+/** Image side of the world's pictures (and of the shipped model's input). */
+export const WORLD_IMAGE_SIZE = 48;
+
+export interface WorldClass {
+  readonly name: string;
+  /** The attribute values every image of the class has. */
+  readonly fixed: SceneConstraints;
+  /** Whether the class is a (colour, shape) pair held out of pre-training. */
+  readonly heldOut: boolean;
+}
+
+export interface WorldDomain {
+  readonly name: string;
+  readonly style: Style | 'random';
+}
+
+export interface WorldDatasetOptions {
+  readonly seed: number;
+  readonly classAttributes?: readonly Attribute[];
+  readonly classes?: 'all' | 'seen' | 'held-out';
+  readonly perClass?: Partial<Record<SplitName, number>>;
+  readonly imageSize?: number;
+  /** Named styles, or preset names; default one domain "mixed" of random styles. */
+  readonly domains?: readonly (WorldDomain | string)[];
+}
+
+export interface WorldExample {
+  readonly split: SplitName;
+  readonly index: number;
+  readonly label: number;
+  readonly domain: string;
+  readonly scene: Scene;
+  /** RGB bytes, imageSize × imageSize × 3. */
+  readonly rgb: Uint8Array;
+  /** Path relative to the dataset folder. */
+  readonly relativePath: string;
+}
+
+export interface WorldDatasetSummary {
+  readonly dir: string;
+  readonly classnames: readonly string[];
+  readonly heldOutClasses: readonly string[];
+  readonly counts: Readonly<Record<SplitName, number>>;
+}
+
+const SPLITS: readonly SplitName[] = ['train', 'val', 'test'];
+const DEFAULT_PER_CLASS: Record<SplitName, number> = { train: 16, val: 4, test: 20 };
+
+/** Every class the attributes define (their values' product), filtered by held-out status. */
+export function worldClasses(options: Pick<WorldDatasetOptions, 'classAttributes' | 'classes'> = {}): WorldClass[] {
+  const attributes = options.classAttributes ?? ['colour', 'shape'];
+  if (attributes.length === 0) throw new Error('world dataset: classAttributes must name at least one attribute');
+  for (const a of attributes) {
+    if (!(a in ATTRIBUTE_VALUES)) throw new Error(`world dataset: unknown attribute "${a}"; attributes are ${Object.keys(ATTRIBUTE_VALUES).join(', ')}`);
+  }
+  if (new Set(attributes).size !== attributes.length) throw new Error(`world dataset: classAttributes repeats an attribute (${attributes.join(', ')})`);
+  const which = options.classes ?? 'all';
+  const pairs = attributes.includes('colour') && attributes.includes('shape');
+  if (which !== 'all' && !pairs) throw new Error(`world dataset: classes "${which}" needs classAttributes with both colour and shape (held-out pairs are colour–shape pairs)`);
+
+  let combos: Record<string, string>[] = [{}];
+  for (const a of attributes) combos = combos.flatMap((c) => ATTRIBUTE_VALUES[a].map((v) => ({ ...c, [a]: v })));
+  const classes: WorldClass[] = [];
+  for (const fixed of combos) {
+    const heldOut = pairs && isHeldOut(fixed.colour as Colour, fixed.shape as Shape);
+    if ((which === 'seen' && heldOut) || (which === 'held-out' && !heldOut)) continue;
+    // className reads only the listed attributes; the rest of this stand-in scene is never looked at.
+    const name = className(fixed as unknown as Scene, attributes);
+    classes.push({ name, fixed: fixed as SceneConstraints, heldOut });
+  }
+  return classes;
+}
+
+function resolveDomains(domains: WorldDatasetOptions['domains']): WorldDomain[] {
+  const list = (domains ?? [{ name: 'mixed', style: 'random' as const }]).map((d) => (typeof d === 'string' ? { name: d, style: stylePreset(d) } : d));
+  if (list.length === 0) throw new Error('world dataset: domains must not be empty');
+  for (const d of list) {
+    if (!/^[a-z0-9-]+$/.test(d.name)) throw new Error(`world dataset: domain name "${d.name}" must be lower-case letters, digits and dashes`);
+  }
+  if (new Set(list.map((d) => d.name)).size !== list.length) throw new Error('world dataset: domain names must be distinct');
+  return list;
+}
+
+function perClassCounts(perClass: WorldDatasetOptions['perClass']): Record<SplitName, number> {
+  const counts = { ...DEFAULT_PER_CLASS, ...perClass };
+  for (const split of SPLITS) {
+    const n = counts[split];
+    if (!Number.isInteger(n) || n < 0) throw new Error(`world dataset: perClass.${split} must be a non-negative integer, got ${n}`);
+  }
+  if (counts.train < 1 || counts.test < 1) throw new Error('world dataset: perClass needs at least one train and one test image per class');
+  return counts;
+}
+
+const folderOf = (name: string): string => name.replaceAll(' ', '_');
+
+/** The dataset's images in memory, in split.json order (split, then class, then index). */
+export function worldExamples(options: WorldDatasetOptions): WorldExample[] {
+  const size = options.imageSize ?? WORLD_IMAGE_SIZE;
+  const classes = worldClasses(options);
+  const domains = resolveDomains(options.domains);
+  const counts = perClassCounts(options.perClass);
+  const examples: WorldExample[] = [];
+  for (const split of SPLITS) {
+    let index = 0;
+    for (const [label, cls] of classes.entries()) {
+      for (let k = 0; k < counts[split]; k++) {
+        const random = SeededRandom.forName(options.seed, `${cls.name}/${split}/${k}`);
+        const domain = domains[k % domains.length];
+        const scene = sampleScene(random, cls.fixed);
+        const style = domain.style === 'random' ? randomStyle(random) : domain.style;
+        const relativePath = `${folderOf(cls.name)}/${split}_${String(k).padStart(4, '0')}_${domain.name}.png`;
+        examples.push({ split, index: index++, label, domain: domain.name, scene, rgb: renderScene(scene, style, size), relativePath });
+      }
+    }
+  }
+  return examples;
+}
+
+/** Writes the dataset to `dir` (created if needed; files there are overwritten). */
+export async function writeWorldDataset(dir: string, options: WorldDatasetOptions): Promise<WorldDatasetSummary> {
+  const size = options.imageSize ?? WORLD_IMAGE_SIZE;
+  const classes = worldClasses(options);
+  const domains = resolveDomains(options.domains);
+  const examples = worldExamples(options);
+  const split: Record<SplitName, [string, number, string][]> = { train: [], val: [], test: [] };
+  const images: Record<string, { domain: string; scene: Scene }> = {};
+  for (const cls of classes) await mkdir(path.join(dir, folderOf(cls.name)), { recursive: true });
+  for (const e of examples) {
+    await writeFileAtomic(path.join(dir, e.relativePath), await encodePng(e.rgb, size));
+    split[e.split].push([e.relativePath, e.label, classes[e.label].name]);
+    images[e.relativePath] = { domain: e.domain, scene: e.scene };
+  }
+  const classnames = classes.map((c) => c.name);
+  const heldOutClasses = classes.filter((c) => c.heldOut).map((c) => c.name);
+  await writeFileAtomic(path.join(dir, 'split.json'), JSON.stringify(split));
+  const world = {
+    format: 'pfedprompt-world-dataset v1',
+    seed: options.seed,
+    imageSize: size,
+    classAttributes: options.classAttributes ?? ['colour', 'shape'],
+    classnames,
+    heldOutClasses,
+    domains: Object.fromEntries(domains.map((d) => [d.name, d.style])),
+    images,
+  };
+  await writeFileAtomic(path.join(dir, 'world.json'), JSON.stringify(world, null, 1));
+  return { dir, classnames, heldOutClasses, counts: { train: split.train.length, val: split.val.length, test: split.test.length } };
+}
+
+/** Each image's domain, from a world dataset's world.json (relative path → domain name). */
+export async function readWorldDomains(dir: string): Promise<Map<string, string>> {
+  const file = path.join(dir, 'world.json');
+  let json: { images?: Record<string, { domain?: unknown }> };
+  try {
+    json = JSON.parse(await readFile(file, 'utf8'));
+  } catch (err) {
+    throw new Error(`${file}: cannot read a world dataset's description (${(err as Error).message})`);
+  }
+  if (typeof json.images !== 'object' || json.images === null) throw new Error(`${file}: no "images" object`);
+  const domains = new Map<string, string>();
+  for (const [image, info] of Object.entries(json.images)) {
+    if (typeof info?.domain !== 'string') throw new Error(`${file}: image ${image} has no domain`);
+    domains.set(image, info.domain);
+  }
+  return domains;
+}
