@@ -10,6 +10,25 @@ export { cosineLogits, normalizeRows, softmaxRows } from './clip/similarity.js';
 export { verifyGoldens, type KeyError, type VerifyReport } from './clip/verify.js';
 export { readSafetensors, writeSafetensors } from './io/safetensors.js';
 export { writeFileAtomic } from './io/atomic.js';
+export { HELD_OUT_PAIRS, SHAPES, COLOURS, SIZES, PATTERNS, POSITIONS, caption, describe, sampleScene, type Scene, type Attribute } from './world/scene.js';
+export { STYLE_PRESETS, NEUTRAL_STYLE, randomStyle, stylePreset, type Style } from './world/style.js';
+export { renderScene, encodePng } from './world/render.js';
+export { WORLD_IMAGE_SIZE, readWorldDomains, worldClasses, worldExamples, writeWorldDataset, type WorldDatasetOptions, type WorldDatasetSummary } from './world/datasets.js';
+export { pretrainWorldClip, DEFAULT_PRETRAIN, WORLD_CLIP, type PretrainOptions, type PretrainReport } from './pretrain/train.js';
+export { zeroShotWorld, type ZeroShotReport } from './pretrain/evaluate.js';
+export { CoopPrompt, DEFAULT_PROMPT, type PromptOptions, type ClassTokenPosition } from './prompt/coop-prompt.js';
+export { Sgd, learningRate, DEFAULT_SGD, type SgdOptions } from './prompt/sgd.js';
+export type { ClientData, FeatureSet } from './federation/client-data.js';
+export type { Method, Tensors, FederationSetup, ClientRuntime, FitResult, ClientUpload, Predictor } from './federation/method.js';
+export { federatedAverage } from './federation/method.js';
+export { runFederation, checkUpload, type FederationOptions, type FederationResult, type RoundRecord } from './federation/engine.js';
+export { createExecutor, InProcessExecutor, WorkerExecutor, type ExecutorSetup, type ClientExecutor } from './federation/client-executor.js';
+export { trainLocally, type LocalTrainingOptions, type Penalty } from './federation/local-training.js';
+export { METHOD_IDS, createMethod, DEFAULT_METHOD_OPTIONS, type MethodId, type MethodOptions } from './methods/index.js';
+export { VisualMemory, DEFAULT_MEMORY, type MemoryOptions } from './methods/visual-memory.js';
+export { ConfigSchema, parseConfig, readConfigFile, applyOverrides, type ExperimentConfig } from './experiment/config.js';
+export { runExperiment, type RunEvents, type ExperimentOutput } from './experiment/runner.js';
+export { loadClientData } from './experiment/client-features.js';
 export {
   readResults,
   validateResults,

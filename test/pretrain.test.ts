@@ -4,7 +4,7 @@
 // loader.
 
 import assert from 'node:assert/strict';
-import { mkdtemp, rm } from 'node:fs/promises';
+import { mkdtemp, readFile, rm } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { after, test } from 'node:test';
@@ -19,6 +19,7 @@ import { AdamW, warmupCosine } from '../src/pretrain/adamw.js';
 import { trainBpe, writeBpeFiles } from '../src/pretrain/bpe.js';
 import { GRAD_PREFIX, buildContrastiveStep } from '../src/pretrain/contrastive.js';
 import { float32ToHalfBits, writeHuggingFaceClip } from '../src/pretrain/hf-checkpoint.js';
+import { DEFAULT_PRETRAIN, pretrainWorldClip } from '../src/pretrain/train.js';
 
 const TINY: ClipConfig = {
   embedDim: 8,
@@ -166,4 +167,21 @@ test('Hugging Face writer: written weights load back through loadClip (F32 exact
   const halves = halfBitsToFloat32(float32ToHalfBits(Float32Array.of(1, 1 + 2 ** -11, 1 + 3 * 2 ** -11, 65520, 2 ** -24, -0.1)));
   assert.deepEqual([...halves.slice(0, 5)], [1, 1, 1 + 2 ** -9, Infinity, 2 ** -24]);
   assert.ok(Math.abs(halves[5] + 0.1) < 1e-4);
+});
+
+test('pre-training is reproducible: the same seed writes the same checkpoint and vocabulary', async () => {
+  const tiny = { embedDim: 16, imageSize: 16, patchSize: 8, visionWidth: 16, visionLayers: 1, visionHeads: 2, textWidth: 16, textLayers: 1, textHeads: 2, contextLength: 32 };
+  const run = async (seed: number): Promise<{ dir: string; report: Awaited<ReturnType<typeof pretrainWorldClip>> }> => {
+    const dir = await tempDir();
+    const report = await pretrainWorldClip({
+      ...DEFAULT_PRETRAIN, out: dir, seed, steps: 3, batchSize: 8, warmupSteps: 1, architecture: tiny, threads: 1, evalEvery: 0, evalImagesPerClass: 1, log: () => {},
+    });
+    return { dir, report };
+  };
+  const [a, b, c] = [await run(3), await run(3), await run(4)];
+  const file = (dir: string, name: string): Promise<Buffer> => readFile(path.join(dir, name));
+  for (const name of ['model.safetensors', 'vocab.json', 'merges.txt', 'config.json']) assert.deepEqual(await file(a.dir, name), await file(b.dir, name), name);
+  assert.notDeepEqual(await file(a.dir, 'model.safetensors'), await file(c.dir, 'model.safetensors'));
+  assert.equal(a.report.finalLoss, b.report.finalLoss);
+  assert.ok(Number.isFinite(a.report.finalLoss));
 });

@@ -72,6 +72,8 @@ export interface PretrainOptions {
   /** Quick zero-shot check every this many steps (0: never). */
   readonly evalEvery: number;
   readonly dtype: 'F32' | 'F16';
+  /** Images per class of the final zero-shot measurement. */
+  readonly evalImagesPerClass: number;
   readonly log: (line: string) => void;
 }
 
@@ -86,6 +88,7 @@ export const DEFAULT_PRETRAIN: Omit<PretrainOptions, 'out' | 'log'> = {
   threads: os.availableParallelism(),
   evalEvery: 500,
   dtype: 'F32',
+  evalImagesPerClass: 50,
 };
 
 export interface PretrainReport {
@@ -302,7 +305,7 @@ export async function pretrainWorldClip(options: PretrainOptions): Promise<Pretr
   // Measured on what was written, through the loader every user goes through.
   const model = await ClipModel.load(options.out, { threads: options.threads });
   const shippedTokenizer = await ClipTokenizer.fromDirectory(options.out);
-  const zeroShot = await zeroShotWorld(model, shippedTokenizer, { seed: seed + 1000, perClass: 50 });
+  const zeroShot = await zeroShotWorld(model, shippedTokenizer, { seed: seed + 1000, perClass: options.evalImagesPerClass });
   await model.release();
 
   const report: PretrainReport = { steps, seconds: Math.round(trainSeconds), finalLoss: lastLoss, finalBatchAccuracy: lastAccuracy, vocabularySize: tokenizer.vocabularySize, zeroShot };
