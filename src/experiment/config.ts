@@ -8,6 +8,7 @@ import { readFile } from 'node:fs/promises';
 import path from 'node:path';
 import YAML from 'yaml';
 import { z } from 'zod';
+import { SCORINGS, type Scoring } from '../federation/evaluation.js';
 import { METHOD_IDS } from '../methods/index.js';
 import { CLASS_TOKEN_POSITIONS } from '../prompt/coop-prompt.js';
 
@@ -93,7 +94,7 @@ export const ConfigSchema = z.object({
     beta: z.array(z.number().nonnegative()).default([1, 3, 5.5, 10]),
   }).strict().default({}),
   evaluation: z.object({
-    scoring: z.enum(['all-classes', 'client-classes']).default('all-classes'),
+    scoring: z.enum(SCORINGS as [Scoring, ...Scoring[]]).default('all-classes'),
     /** Test every client after every round, for the per-round curves. */
     eachRound: z.boolean().default(true),
   }).strict().default({}),

@@ -6,8 +6,10 @@ import { readFile } from 'node:fs/promises';
 
 export const RESULTS_FORMAT = 'pfedprompt-results/1';
 
+import { SCORINGS, type Scoring } from '../federation/evaluation.js';
+
 /** How test logits were scored: over every class of the dataset, or over the client's own classes only. */
-export type Scoring = 'all-classes' | 'client-classes';
+export type { Scoring };
 
 export interface ResultsFile {
   format: typeof RESULTS_FORMAT;
@@ -118,8 +120,8 @@ export function validateResults(json: unknown, source: string): ResultsFile {
     for (const key of ['method', 'methodLabel', 'dataset', 'datasetLabel', 'backbone'] as const) string(cell[key], `${at}.${key}`);
     integer(cell.shots, `${at}.shots`, 0);
     integer(cell.seed, `${at}.seed`, 0);
-    if (cell.scoring !== 'all-classes' && cell.scoring !== 'client-classes') {
-      fail(`${at}.scoring`, `expected "all-classes" or "client-classes", got ${got(cell.scoring)}`);
+    if (!SCORINGS.includes(cell.scoring)) {
+      fail(`${at}.scoring`, `expected ${SCORINGS.map((s) => `"${s}"`).join(' or ')}, got ${got(cell.scoring)}`);
     }
     object(cell.config, `${at}.config`);
     const clientIds = new Set<number>();
