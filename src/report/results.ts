@@ -120,7 +120,7 @@ export function validateResults(json: unknown, source: string): ResultsFile {
     for (const key of ['method', 'methodLabel', 'dataset', 'datasetLabel', 'backbone'] as const) string(cell[key], `${at}.${key}`);
     integer(cell.shots, `${at}.shots`, 0);
     integer(cell.seed, `${at}.seed`, 0);
-    if (!SCORINGS.includes(cell.scoring)) {
+    if (!(SCORINGS as readonly unknown[]).includes(cell.scoring)) {
       fail(`${at}.scoring`, `expected ${SCORINGS.map((s) => `"${s}"`).join(' or ')}, got ${got(cell.scoring)}`);
     }
     object(cell.config, `${at}.config`);
