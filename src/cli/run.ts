@@ -1,7 +1,9 @@
 import type { Command } from 'commander';
 import cliProgress from 'cli-progress';
+import path from 'node:path';
 import { applyOverrides, parseConfig, readConfigFile, type ExperimentConfig } from '../experiment/config.js';
 import { runExperiment, type RunEvents } from '../experiment/runner.js';
+import { worldExperimentConfig } from '../experiment/world-experiment.js';
 import { summaryTable } from '../report/index.js';
 
 interface RunOptions {
@@ -12,19 +14,21 @@ export function registerRun(program: Command): void {
   program
     .command('run')
     .description('run an experiment: datasets × shots × methods × seeds, resumable; writes results.json, CSV, Markdown, an HTML report and charts')
-    .option('--config <file>', 'experiment config (YAML or JSON); see configs/ for the paper protocol')
+    .option('--config <file>', 'experiment config (YAML or JSON); see configs/paper/ for the published protocol. Without one: the bundled world experiment')
     .argument('[overrides...]', 'any config field as a flag, e.g. --federation.rounds 5 --seeds 1,2 --methods promptfl,pfedprompt')
     .allowUnknownOption()
     .addHelpText('after', '\nEvery config field is also a flag: --data.shots 2,16 --federation.workers 2 --methodOptions.memory.beta 3 …\nA finished cell is never recomputed: rerun the same command after an interrupt to go on.')
     .action(async (overrides: string[], opts: RunOptions) => {
-      const base = opts.config ? await readConfigFile(opts.config) : {};
-      const merged = applyOverrides(base, flagPairs(overrides));
-      const config = parseConfig(merged, opts.config ?? 'flags');
+      const pairs = flagPairs(overrides);
+      // Without a config: the bundled world experiment (its dataset drawn into the output folder first).
+      const output = path.resolve(pairs.find(([key]) => key === 'output')?.[1] ?? path.join('runs', 'world'));
+      const base = opts.config ? await readConfigFile(opts.config) : await worldExperimentConfig(output, (m) => console.error(m));
+      const config = parseConfig(applyOverrides(base, pairs), opts.config ?? 'the default experiment with flags');
       const progress = progressEvents(config);
-      const output = await runExperiment(config, progress).finally(() => progress.stop());
+      const done = await runExperiment(config, progress).finally(() => progress.stop());
       console.log('');
-      console.log(summaryTable(output.results, { color: Boolean(process.stdout.isTTY) }));
-      console.log(`\nwrote ${output.files.length} files to ${output.outDir}: ${output.files.map((f) => f.slice(output.outDir.length + 1)).join(', ')}`);
+      console.log(summaryTable(done.results, { color: Boolean(process.stdout.isTTY) }));
+      console.log(`\nwrote ${done.files.length} files to ${done.outDir}: ${done.files.map((f) => path.relative(done.outDir, f)).join(', ')}`);
     });
 }
 

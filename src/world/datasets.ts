@@ -62,6 +62,12 @@ export interface WorldDatasetOptions {
   readonly imageSize?: number;
   /** Named styles, or preset names; default one domain "mixed" of random styles. */
   readonly domains?: readonly (WorldDomain | string)[];
+  /**
+   * The domain (index into `domains`) of every image of each class, by label,
+   * instead of image k in domain k mod D: a class seen by one client only (a
+   * pathological split) is then seen through that client's camera.
+   */
+  readonly domainOfClass?: readonly number[];
 }
 
 export interface WorldExample {
@@ -139,13 +145,17 @@ export function worldExamples(options: WorldDatasetOptions): WorldExample[] {
   const classes = worldClasses(options);
   const domains = resolveDomains(options.domains);
   const counts = perClassCounts(options.perClass);
+  const classDomains = options.domainOfClass;
+  if (classDomains && (classDomains.length !== classes.length || classDomains.some((d) => !Number.isInteger(d) || d < 0 || d >= domains.length))) {
+    throw new Error(`world dataset: domainOfClass must give each of the ${classes.length} classes a domain index in 0 … ${domains.length - 1}`);
+  }
   const examples: WorldExample[] = [];
   for (const split of SPLITS) {
     let index = 0;
     for (const [label, cls] of classes.entries()) {
       for (let k = 0; k < counts[split]; k++) {
         const random = SeededRandom.forName(options.seed, `${cls.name}/${split}/${k}`);
-        const domain = domains[k % domains.length];
+        const domain = domains[classDomains ? classDomains[label] : k % domains.length];
         const scene = sampleScene(random, cls.fixed);
         const style = domain.style === 'random' ? randomStyle(random) : domain.style;
         const relativePath = `${folderOf(cls.name)}/${split}_${String(k).padStart(4, '0')}_${domain.name}.png`;
