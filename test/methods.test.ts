@@ -215,3 +215,15 @@ test('every method runs end to end; trained methods lower their loss; one seed g
   assert.deepEqual(parallel.clients, sequential.clients, 'two worker threads give other numbers than one thread');
   assert.deepEqual(parallel.rounds.map((r) => r.trainLoss), sequential.rounds.map((r) => r.trainLoss));
 });
+
+test('PromptFL+FT fine-tunes: the finishing step moves a client off the global prompt, on a schedule of its own', async () => {
+  const method = createMethod('promptfl-ft');
+  const setup = await executorSetup(method, 5);
+  const executor = await InProcessExecutor.create(setup);
+  const download = { context: setup.federation.initialContext };
+  // After the last round the run's cosine schedule is at 0: fine-tuning on it would change nothing.
+  const [result] = await executor.fit([{ kind: 'finish', client: 0, round: setup.federation.rounds + 1, download }]);
+  assert.ok(result.personal.context.some((v, i) => v !== download.context[i]), 'fine-tuning left the prompt as it was');
+  assert.deepEqual(method.predictor(download, result.personal, setup.federation).context, result.personal.context);
+  assert.deepEqual(method.predictor(download, {}, setup.federation).context, download.context);
+});

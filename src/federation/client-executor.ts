@@ -139,8 +139,10 @@ export class InProcessExecutor implements ClientExecutor {
       },
       train: (start, options = {}) => {
         const epochs = options.epochs ?? setup.localEpochs;
-        const first = (job.round - 1) * setup.localEpochs;
-        const learningRates = Array.from({ length: epochs }, (_, e) => learningRate(setup.sgd, first + e, setup.scheduleEpochs));
+        // A round's epochs follow the run's schedule; a finishing step (fine-tuning) has a schedule of its own.
+        const first = job.kind === 'fit' ? (job.round - 1) * setup.localEpochs : 0;
+        const total = job.kind === 'fit' ? setup.scheduleEpochs : epochs;
+        const learningRates = Array.from({ length: epochs }, (_, e) => learningRate(setup.sgd, first + e, total));
         return trainLocally(compute, data, start, {
           epochs,
           batchSize: setup.batchSize,
