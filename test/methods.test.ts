@@ -12,7 +12,7 @@ import { SeededRandom } from '../src/clip/random.js';
 import { loadDataset } from '../src/data/load-dataset.js';
 import { createPartition } from '../src/data/partitioners/index.js';
 import { loadClientData } from '../src/experiment/client-features.js';
-import type { ClientData, FeatureSet } from '../src/federation/client-data.js';
+import { spatialPooler, type ClientData, type FeatureSet } from '../src/federation/client-data.js';
 import { InProcessExecutor, WorkerExecutor, sharedModel, sharedTokenizer, type ClientExecutor, type ExecutorSetup } from '../src/federation/client-executor.js';
 import { checkUpload, runFederation, type FederationResult } from '../src/federation/engine.js';
 import { federatedAverage, type ClientUpload, type FederationSetup, type Method, type Tensors } from '../src/federation/method.js';
@@ -226,4 +226,25 @@ test('PromptFL+FT fine-tunes: the finishing step moves a client off the global p
   assert.ok(result.personal.context.some((v, i) => v !== download.context[i]), 'fine-tuning left the prompt as it was');
   assert.deepEqual(method.predictor(download, result.personal, setup.federation).context, result.personal.context);
   assert.deepEqual(method.predictor(download, {}, setup.federation).context, download.context);
+});
+
+test("ViT spatial pooling reads tokens through the tower's own ln_post; ResNet maps are averaged", async () => {
+  const model = await sharedModel(MODEL);
+  const pixels = new SeededRandom(8).normals(3 * 32 * 32);
+  const { embeds, spatial } = await model.encodeImages(pixels, 1);
+  const [, tokens, width] = spatial.shape;
+  // Every patch token replaced by the class token: the pooled vector is ln_post(class token), whose projection is the image embedding.
+  const cls = spatial.data.subarray(0, width);
+  const same = new Float32Array(tokens * width);
+  for (let t = 0; t < tokens; t++) same.set(cls, t * width);
+  const pooled = spatialPooler(model.weights)(same, [tokens, width]);
+  const proj = model.weights.tensors.get('visual.proj')!;
+  const E = proj.shape[1];
+  for (let e = 0; e < E; e++) {
+    let v = 0;
+    for (let k = 0; k < width; k++) v += pooled[k] * proj.data[k * E + e];
+    assert.ok(Math.abs(v - embeds.data[e]) < 1e-4 * Math.max(1, Math.abs(embeds.data[e])), `embedding ${e}: ${v} vs ${embeds.data[e]}`);
+  }
+  const rn = spatialPooler({ ...model.weights, config: { ...model.weights.config, vision: { kind: 'resnet', imageSize: 32, width: 1, layers: [1, 1, 1, 1], heads: 1 } } });
+  assert.deepEqual(rn(Float32Array.of(1, 2, 3, 4, 10, 20, 30, 40), [2, 2, 2]), Float32Array.of(2.5, 25));
 });

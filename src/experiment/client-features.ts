@@ -9,7 +9,7 @@ import type { Dataset, ImageItem } from '../data/dataset.js';
 import type { Partition } from '../data/partition.js';
 import type { FeatureCache } from '../features/cache.js';
 import { extractFeatures } from '../features/extract.js';
-import { FeatureSetBuilder, poolSpatial, pooledWidth, type ClientData, type FeatureSet } from '../federation/client-data.js';
+import { FeatureSetBuilder, pooledWidth, spatialPooler, type ClientData, type FeatureSet } from '../federation/client-data.js';
 
 export interface ClientFeatureOptions {
   /** Augmented views per training image (besides the plain one). */
@@ -30,7 +30,7 @@ interface Pooled {
 }
 
 export async function loadClientData(model: ClipModel, dataset: Dataset, partition: Partition, options: ClientFeatureOptions): Promise<ClientData[]> {
-  const kind = model.config.vision.kind;
+  const pool = spatialPooler(model.weights);
   const E = model.config.embedDim;
   const trainItems = uniqueItems(partition.clients.flatMap((c) => c.train.map((i) => dataset.train[i])));
   const evalItems = uniqueItems(partition.clients.flatMap((c) => [...(c.val ?? []).map((i) => dataset.val[i]), ...c.test.map((i) => dataset.test[i])]));
@@ -47,7 +47,7 @@ export async function loadClientData(model: ClipModel, dataset: Dataset, partiti
         views, augmentSeed: options.augmentSeed, cache: options.cache, batchSize: options.batchSize, onWarning: () => {},
       });
       for (const f of result.features) {
-        const pooled = poolSpatial(kind, f.spatial!, f.spatialShape);
+        const pooled = pool(f.spatial!, f.spatialShape);
         features.set(`${f.item.path}#${f.view}`, { embed: f.embed, pooled });
       }
       done += result.requested;

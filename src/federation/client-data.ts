@@ -4,12 +4,12 @@
 //
 // Every image is kept as two vectors: CLIP's projected image embedding f(x)
 // (the input of the contrastive logits) and its spatial features F_s pooled
-// to one vector (ViT: the mean of the patch tokens before ln_post; ResNet:
+// to one vector (ViT: the mean of the patch tokens through ln_post; ResNet:
 // the mean of the map before attention pooling), the query and keys of
 // pFedPrompt's visual memory. Pooling at load time keeps a client's memory a
 // few megabytes where the full maps would be gigabytes.
 
-import type { HostTensor, ModifiedResNetConfig, VisionTransformerConfig } from '../clip/weights.js';
+import { tensor, type ClipWeights, type HostTensor, type ModifiedResNetConfig, type VisionTransformerConfig } from '../clip/weights.js';
 
 /** Features of n images: rows of `embeds` [n, E] and `pooled` [n, D], with their labels. */
 export interface FeatureSet {
@@ -65,24 +65,44 @@ export function pooledWidth(vision: VisionTransformerConfig | ModifiedResNetConf
   return vision.kind === 'vit' ? vision.width : vision.width * 32;
 }
 
-/** Pools one item's spatial features: ViT patch tokens (CLS left out) averaged; a ResNet map averaged over positions. */
-export function poolSpatial(kind: 'vit' | 'resnet', spatial: Float32Array, shape: readonly number[]): Float32Array {
-  if (kind === 'vit') {
-    const [tokens, width] = shape;
+/**
+ * How one item's spatial features become one vector. ViT: each patch token
+ * (the class token left out) through the tower's own ln_post, then their mean
+ * — the raw residual stream has a few outlier dimensions that would swamp any
+ * cosine similarity, ln_post is how the tower itself reads it. ResNet: the
+ * map averaged over positions (post-ReLU, already well scaled).
+ */
+export function spatialPooler(weights: ClipWeights): (spatial: Float32Array, shape: readonly number[]) => Float32Array {
+  const { vision, layerNormEps } = weights.config;
+  if (vision.kind === 'resnet') {
+    return (spatial, [channels, h, w]) => {
+      const area = h * w;
+      const out = new Float32Array(channels);
+      for (let c = 0; c < channels; c++) {
+        let sum = 0;
+        for (let i = 0; i < area; i++) sum += spatial[c * area + i];
+        out[c] = sum / area;
+      }
+      return out;
+    };
+  }
+  const gamma = tensor(weights, 'visual.ln_post.weight', [vision.width]).data;
+  const beta = tensor(weights, 'visual.ln_post.bias', [vision.width]).data;
+  return (spatial, [tokens, width]) => {
     const out = new Float32Array(width);
-    for (let t = 1; t < tokens; t++) for (let k = 0; k < width; k++) out[k] += spatial[t * width + k];
+    for (let t = 1; t < tokens; t++) {
+      const row = spatial.subarray(t * width, (t + 1) * width);
+      let mean = 0;
+      for (let k = 0; k < width; k++) mean += row[k];
+      mean /= width;
+      let variance = 0;
+      for (let k = 0; k < width; k++) variance += (row[k] - mean) ** 2;
+      const inv = 1 / Math.sqrt(variance / width + layerNormEps);
+      for (let k = 0; k < width; k++) out[k] += (row[k] - mean) * inv * gamma[k] + beta[k];
+    }
     for (let k = 0; k < width; k++) out[k] /= tokens - 1;
     return out;
-  }
-  const [channels, h, w] = shape;
-  const area = h * w;
-  const out = new Float32Array(channels);
-  for (let c = 0; c < channels; c++) {
-    let sum = 0;
-    for (let i = 0; i < area; i++) sum += spatial[c * area + i];
-    out[c] = sum / area;
-  }
-  return out;
+  };
 }
 
 /** Rows `indices` of a feature set, in that order. */
