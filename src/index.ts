@@ -22,7 +22,7 @@ export type { ClientData, FeatureSet } from './federation/client-data.js';
 export type { Method, Tensors, FederationSetup, ClientRuntime, FitResult, ClientUpload, Predictor } from './federation/method.js';
 export { federatedAverage } from './federation/method.js';
 export { runFederation, checkUpload, type FederationOptions, type FederationResult, type RoundRecord } from './federation/engine.js';
-export { createExecutor, InProcessExecutor, WorkerExecutor, type ExecutorSetup, type ClientExecutor } from './federation/client-executor.js';
+export { createExecutor, InProcessExecutor, WorkerPool, type ExecutorSetup, type ClientExecutor } from './federation/client-executor.js';
 export { trainLocally, type LocalTrainingOptions, type Penalty } from './federation/local-training.js';
 export { METHOD_IDS, createMethod, DEFAULT_METHOD_OPTIONS, type MethodId, type MethodOptions } from './methods/index.js';
 export { VisualMemory, DEFAULT_MEMORY, type MemoryOptions } from './methods/visual-memory.js';

@@ -13,7 +13,7 @@ import { loadDataset } from '../src/data/load-dataset.js';
 import { createPartition } from '../src/data/partitioners/index.js';
 import { loadClientData } from '../src/experiment/client-features.js';
 import { spatialPooler, type ClientData, type FeatureSet } from '../src/federation/client-data.js';
-import { InProcessExecutor, WorkerExecutor, sharedModel, sharedTokenizer, type ClientExecutor, type ExecutorSetup } from '../src/federation/client-executor.js';
+import { InProcessExecutor, createExecutor, sharedModel, sharedTokenizer, type ClientExecutor, type ExecutorSetup } from '../src/federation/client-executor.js';
 import { checkUpload, runFederation, type FederationResult } from '../src/federation/engine.js';
 import { federatedAverage, type ClientUpload, type FederationSetup, type Method, type Tensors } from '../src/federation/method.js';
 import { DEFAULT_METHOD_OPTIONS, METHOD_IDS, createMethod, type MethodId } from '../src/methods/index.js';
@@ -62,7 +62,7 @@ async function run(id: MethodId, seed: number, workers = 1, spy?: (uploads: read
   const method = createMethod(id);
   const watched: Method = spy ? { ...method, aggregate: (s, uploads, setup) => (spy(uploads), method.aggregate(s, uploads, setup)) } : method;
   const setup = await executorSetup(method, seed);
-  const executor: ClientExecutor = workers > 1 ? await WorkerExecutor.create(setup, workers) : await InProcessExecutor.create(setup);
+  const executor: ClientExecutor = await createExecutor(setup, workers);
   try {
     return await runFederation(watched, setup.federation, clients, executor, { participation: 1, seed, memoryGrid: [{ alpha: 1, beta: 5.5 }, { alpha: 2, beta: 3 }], evaluateEachRound: true });
   } finally {

@@ -22,7 +22,7 @@ import { writePartition, type Partition } from '../data/partition.js';
 import { createPartition, type PartitionRequest } from '../data/partitioners/index.js';
 import { FeatureCache } from '../features/cache.js';
 import type { ClientData } from '../federation/client-data.js';
-import { createExecutor, sharedModel, sharedTokenizer, type ExecutorSetup } from '../federation/client-executor.js';
+import { WorkerPool, createExecutor, sharedModel, sharedTokenizer, type ExecutorSetup } from '../federation/client-executor.js';
 import { mean, runFederation, type FederationResult, type RoundRecord } from '../federation/engine.js';
 import type { FederationSetup } from '../federation/method.js';
 import { writeFileAtomic } from '../io/atomic.js';
@@ -77,6 +77,27 @@ export async function runExperiment(config: ExperimentConfig, events: RunEvents 
   const cache = await FeatureCache.open(model.weights, { root: config.cache, onWarning: log });
   const code = codeVersion();
 
+  // One pool of client threads for the whole grid: threads and loaded models are kept from cell to cell.
+  const pool = config.federation.workers > 1 ? WorkerPool.create(config.federation.workers) : undefined;
+  try {
+    return await runGrid(config, events, { outDir, tokenizerDir, backbone, model, cache, code, pool });
+  } finally {
+    await pool?.close();
+  }
+}
+
+interface GridContext {
+  readonly outDir: string;
+  readonly tokenizerDir: string;
+  readonly backbone: string;
+  readonly model: ClipModel;
+  readonly cache: FeatureCache;
+  readonly code: ResultsFile['code'];
+  readonly pool?: WorkerPool;
+}
+
+async function runGrid(config: ExperimentConfig, events: RunEvents, context: GridContext): Promise<ExperimentOutput> {
+  const { outDir, tokenizerDir, backbone, model, cache, code, pool } = context;
   const cells: CellResult[] = [];
   const grid = config.data.datasets.flatMap((d) => config.data.shots.flatMap((s) => config.methods.flatMap((m) => config.seeds.map((seed) => ({ d, s, m, seed })))));
   let index = 0;
@@ -104,7 +125,7 @@ export async function runExperiment(config: ExperimentConfig, events: RunEvents 
             onProgress: (done, total) => events.onFeatures?.(`${dataset.name} ${shots}-shot features`, done, total),
           });
           const started = performance.now();
-          const federation = await runCell(config, spec, model, tokenizerDir, dataset, clients, (r) => events.onRound?.(spec, r));
+          const federation = await runCell(config, spec, model, tokenizerDir, dataset, clients, pool, (r) => events.onRound?.(spec, r));
           const cell = cellResult(spec, dataset, backbone, config, cellConfig, federation, (performance.now() - started) / 1000);
           await writeFileAtomic(file, `${JSON.stringify({ cellConfigHash: hashOf(cellConfig), cell }, null, 1)}\n`);
           cells.push(cell);
@@ -122,7 +143,7 @@ export async function runExperiment(config: ExperimentConfig, events: RunEvents 
 
 async function runCell(
   config: ExperimentConfig, spec: CellSpec, model: ClipModel, tokenizerDir: string, dataset: Dataset, clients: readonly ClientData[],
-  onRound: (record: RoundRecord) => void,
+  pool: WorkerPool | undefined, onRound: (record: RoundRecord) => void,
 ): Promise<FederationResult> {
   const methodOptions = config.methodOptions as MethodOptions;
   const method = createMethod(spec.method, methodOptions);
@@ -154,7 +175,7 @@ async function runCell(
     scoring: config.evaluation.scoring,
     clients,
   };
-  const executor = await createExecutor(setup, config.federation.workers);
+  const executor = await createExecutor(setup, config.federation.workers, pool);
   try {
     const grid = config.memorySearch.alpha.flatMap((alpha) => config.memorySearch.beta.map((beta) => ({ alpha, beta })));
     return await runFederation(method, federation, clients, executor, {

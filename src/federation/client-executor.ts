@@ -205,12 +205,26 @@ export class InProcessExecutor implements ClientExecutor {
 
 // ---------------------------------------------------------------- worker threads
 
-type Request = { id: number; kind: 'fit'; jobs: readonly FitJob[] } | { id: number; kind: 'evaluate'; jobs: readonly EvalJob[] };
+type Request =
+  | { id: number; kind: 'setup'; run: number; setup: ExecutorSetup }
+  | { id: number; kind: 'release'; run: number }
+  | { id: number; kind: 'fit'; run: number; jobs: readonly FitJob[] }
+  | { id: number; kind: 'evaluate'; run: number; jobs: readonly EvalJob[] };
 type Reply = { id: number; result?: unknown; error?: string };
+type Message = Request extends infer R ? (R extends Request ? Omit<R, 'id'> : never) : never;
 
-/** Runs jobs on `workers` threads, each with its own model and 1/workers of the cores. */
-export class WorkerExecutor implements ClientExecutor {
+/** A marker in workerData: this module, started as a worker, serves a pool. */
+const POOL_WORKER = 'pfedprompt-client-pool';
+
+/**
+ * Worker threads that run clients, each with 1/workers of the cores. The pool
+ * outlives a run: each run sends its setup once, and a worker keeps the
+ * loaded model between runs, so many small runs do not pay for threads and
+ * sessions again.
+ */
+export class WorkerPool {
   private next = 0;
+  private runs = 0;
   private readonly pending = new Map<number, { resolve: (v: unknown) => void; reject: (e: Error) => void }>();
 
   private constructor(private readonly workers: Worker[]) {
@@ -229,15 +243,17 @@ export class WorkerExecutor implements ClientExecutor {
     }
   }
 
-  static async create(setup: ExecutorSetup, workers: number): Promise<WorkerExecutor> {
-    const threads = setup.threads ?? Math.max(1, Math.floor(os.availableParallelism() / workers));
-    const pool = Array.from({ length: workers }, () => new Worker(new URL(import.meta.url), { workerData: { ...setup, threads } }));
-    const executor = new WorkerExecutor(pool);
-    await Promise.all(pool.map((w) => executor.request(w, { kind: 'evaluate', jobs: [] })));
-    return executor;
+  static create(workers: number): WorkerPool {
+    if (!Number.isInteger(workers) || workers < 1) throw new Error(`workers must be a positive integer, got ${workers}`);
+    const threads = Math.max(1, Math.floor(os.availableParallelism() / workers));
+    return new WorkerPool(Array.from({ length: workers }, () => new Worker(new URL(import.meta.url), { workerData: { role: POOL_WORKER, threads } })));
   }
 
-  private request<T>(worker: Worker, message: Omit<Request, 'id'>): Promise<T> {
+  get size(): number {
+    return this.workers.length;
+  }
+
+  request<T>(worker: Worker, message: Message): Promise<T> {
     const id = this.next++;
     return new Promise<T>((resolve, reject) => {
       this.pending.set(id, { resolve: resolve as (v: unknown) => void, reject });
@@ -245,26 +261,30 @@ export class WorkerExecutor implements ClientExecutor {
     });
   }
 
-  /** Deals the jobs out one at a time to whichever worker is free; results in job order. */
-  private async spread<J, R>(kind: Request['kind'], jobs: readonly J[]): Promise<R[]> {
-    const results = new Array<R>(jobs.length);
-    let cursor = 0;
-    await Promise.all(this.workers.map(async (worker) => {
-      while (cursor < jobs.length) {
-        const index = cursor++;
-        const [result] = await this.request<R[]>(worker, { kind, jobs: [jobs[index]] } as Omit<Request, 'id'>);
-        results[index] = result;
-      }
-    }));
-    return results;
-  }
-
-  fit(jobs: readonly FitJob[]): Promise<FitJobResult[]> {
-    return this.spread('fit', jobs);
-  }
-
-  evaluate(jobs: readonly EvalJob[]): Promise<EvalJobResult[]> {
-    return this.spread('evaluate', jobs);
+  /** An executor for one run on this pool's threads (each worker builds the run's prompt and memory once). */
+  async executor(setup: ExecutorSetup): Promise<ClientExecutor> {
+    const run = this.runs++;
+    await Promise.all(this.workers.map((w) => this.request(w, { kind: 'setup', run, setup })));
+    const spread = async <J, R>(kind: 'fit' | 'evaluate', jobs: readonly J[]): Promise<R[]> => {
+      // Jobs go one at a time to whichever worker is free; results come back in job order.
+      const results = new Array<R>(jobs.length);
+      let cursor = 0;
+      await Promise.all(this.workers.map(async (worker) => {
+        while (cursor < jobs.length) {
+          const index = cursor++;
+          const [result] = await this.request<R[]>(worker, { kind, run, jobs: [jobs[index]] } as Message);
+          results[index] = result;
+        }
+      }));
+      return results;
+    };
+    return {
+      fit: (jobs) => spread('fit', jobs),
+      evaluate: (jobs) => spread('evaluate', jobs),
+      close: async () => {
+        await Promise.all(this.workers.map((w) => this.request(w, { kind: 'release', run })));
+      },
+    };
   }
 
   async close(): Promise<void> {
@@ -272,18 +292,34 @@ export class WorkerExecutor implements ClientExecutor {
   }
 }
 
-/** A sequential executor for one worker, a pool of threads for more. */
-export function createExecutor(setup: ExecutorSetup, workers: number): Promise<ClientExecutor> {
-  return workers <= 1 ? InProcessExecutor.create(setup) : WorkerExecutor.create(setup, workers);
+/** Runs in this thread for one worker, else on `pool` (or a pool of `workers` threads made for this run and closed with it). */
+export async function createExecutor(setup: ExecutorSetup, workers: number, pool?: WorkerPool): Promise<ClientExecutor> {
+  if (pool) return pool.executor(setup);
+  if (workers <= 1) return InProcessExecutor.create(setup);
+  const own = WorkerPool.create(workers);
+  const executor = await own.executor(setup);
+  return { ...executor, close: async () => { await executor.close(); await own.close(); } };
 }
 
-if (!isMainThread && parentPort && (workerData as ExecutorSetup | undefined)?.methodId) {
+if (!isMainThread && parentPort && (workerData as { role?: string } | undefined)?.role === POOL_WORKER) {
   const port = parentPort;
-  const ready = InProcessExecutor.create(workerData as ExecutorSetup);
+  const { threads } = workerData as { threads: number };
+  const runs = new Map<number, Promise<InProcessExecutor>>();
   port.on('message', async (request: Request) => {
     try {
-      const executor = await ready;
-      const result = request.kind === 'fit' ? await executor.fit(request.jobs) : await executor.evaluate(request.jobs);
+      let result: unknown = null;
+      if (request.kind === 'setup') {
+        const executor = InProcessExecutor.create({ ...request.setup, threads: request.setup.threads ?? threads });
+        runs.set(request.run, executor);
+        await executor;
+      } else if (request.kind === 'release') {
+        await (await runs.get(request.run))?.close();
+        runs.delete(request.run);
+      } else {
+        const executor = runs.get(request.run);
+        if (!executor) throw new Error(`worker: no run ${request.run}`);
+        result = request.kind === 'fit' ? await (await executor).fit(request.jobs) : await (await executor).evaluate(request.jobs);
+      }
       port.postMessage({ id: request.id, result } satisfies Reply);
     } catch (error) {
       port.postMessage({ id: request.id, error: (error as Error).stack ?? String(error) } satisfies Reply);
