@@ -95,3 +95,13 @@ test('run: an unknown or ill-typed field is an error naming it', () => {
   assert.equal(missing.status, 1);
   assert.match(missing.stderr, /nothere\.yaml: cannot read the config/);
 });
+
+test('report: a results.json gives its table and files again; a missing file is named', () => {
+  const again = pfedprompt('report', '--results', 'out/results.json', '--out', 'again');
+  assert.equal(again.status, 0, again.stderr);
+  assert.match(again.stdout, /pFedPrompt/);
+  assert.ok(statSync(path.join(workdir, 'again', 'report.html')).size > 0);
+  const missing = pfedprompt('report', '--results', 'none/results.json');
+  assert.equal(missing.status, 1);
+  assert.match(missing.stderr, /none\/results\.json: cannot read the results/);
+});

@@ -5,6 +5,7 @@ import { Command } from 'commander';
 import { readFileSync } from 'node:fs';
 import { registerFeatures } from './features.js';
 import { registerPartition } from './partition.js';
+import { registerReport } from './report.js';
 import { registerRun } from './run.js';
 import { registerTokenize } from './tokenize.js';
 import { registerVerify } from './verify.js';
@@ -24,6 +25,7 @@ registerVerify(program);
 registerFeatures(program);
 registerPartition(program);
 registerRun(program);
+registerReport(program);
 registerWorld(program);
 
 try {
