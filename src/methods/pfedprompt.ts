@@ -12,7 +12,8 @@
 // Trains: the shared context. Uploads: the context. Stays on the client: its
 // visual memory (keys from its images' features, its labels) and its images.
 
-import { contextOf, federatedAverage, type Method } from '../federation/method.js';
+import { contextOf, type Method } from '../federation/method.js';
+import { promptFl } from './promptfl.js';
 import { DEFAULT_MEMORY, type MemoryOptions } from './visual-memory.js';
 
 export interface PFedPromptOptions {
@@ -24,21 +25,16 @@ export const PFEDPROMPT_DEFAULTS: PFedPromptOptions = { weighted: true, memory: 
 
 export function pFedPrompt(options: PFedPromptOptions = PFEDPROMPT_DEFAULTS): Method {
   return {
+    ...promptFl({ weighted: options.weighted }), // the shared half is PromptFL's: FedAvg of the context
     id: 'pfedprompt',
     label: 'pFedPrompt',
     trains: 'one prompt context shared by all clients (the visual memory is built, not trained)',
-    uploads: 'the locally trained context',
     staysOnClient: 'its visual memory (features and labels of its own shots) and its images',
     memoryOptions: options.memory,
-    trainsPrompt: true,
-    uploadSpec: (setup) => ({ context: setup.contextSize }),
-    initialServer: (setup) => ({ context: setup.initialContext }),
-    download: (server) => server,
     async fit(runtime, download) {
       const result = await runtime.train(download.context, { memory: options.memory.inTraining });
       return { upload: { context: result.context }, personal: {}, loss: result.meanLoss, steps: result.steps };
     },
-    aggregate: (_server, uploads) => ({ context: federatedAverage(uploads, 'context', options.weighted) }),
     predictor: (download, _personal, setup) => ({ context: contextOf(download, 'context', setup), memory: true }),
   };
 }
