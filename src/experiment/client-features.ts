@@ -17,6 +17,8 @@ export interface ClientFeatureOptions {
   readonly augmentSeed: number;
   readonly cache?: FeatureCache;
   readonly batchSize?: number;
+  /** Problems worth a line (a corrupt cache shard set aside and recomputed). */
+  readonly onWarning?: (message: string) => void;
   /** Called with (features done, features in all) as slices finish. */
   readonly onProgress?: (done: number, total: number) => void;
 }
@@ -44,7 +46,7 @@ export async function loadClientData(model: ClipModel, dataset: Dataset, partiti
     for (let start = 0; start < items.length; start += perSlice) {
       const slice = items.slice(start, start + perSlice);
       const result = await extractFeatures(model, slice, {
-        views, augmentSeed: options.augmentSeed, cache: options.cache, batchSize: options.batchSize, onWarning: () => {},
+        views, augmentSeed: options.augmentSeed, cache: options.cache, batchSize: options.batchSize, onWarning: options.onWarning,
       });
       for (const f of result.features) {
         const pooled = pool(f.spatial!, f.spatialShape);

@@ -121,7 +121,7 @@ async function runGrid(config: ExperimentConfig, events: RunEvents, context: Gri
             continue;
           }
           clients ??= await loadClientData(model, dataset, partition, {
-            views: config.data.views, augmentSeed: config.data.augmentSeed, cache,
+            views: config.data.views, augmentSeed: config.data.augmentSeed, cache, onWarning: events.log,
             onProgress: (done, total) => events.onFeatures?.(`${dataset.name} ${shots}-shot features`, done, total),
           });
           const started = performance.now();
