@@ -3,6 +3,7 @@ import cliProgress from 'cli-progress';
 import path from 'node:path';
 import { applyOverrides, parseConfig, readConfigFile, type ExperimentConfig } from '../experiment/config.js';
 import { runExperiment, type RunEvents } from '../experiment/runner.js';
+import type { RoundRecord } from '../federation/engine.js';
 import { worldExperimentConfig } from '../experiment/world-experiment.js';
 import { summaryTable } from '../report/index.js';
 
@@ -51,46 +52,54 @@ export function flagPairs(args: readonly string[]): [string, string][] {
   return pairs;
 }
 
-/** Progress bars on a terminal, one line per round and cell otherwise (logs, CI). */
+/** Progress bars on a terminal (features, cells, the current cell's rounds), a line per round and cell otherwise (logs, CI). */
 function progressEvents(config: ExperimentConfig): RunEvents & { stop(): void } {
   const tty = Boolean(process.stderr.isTTY);
-  const bars = tty ? new cliProgress.MultiBar({ hideCursor: true, clearOnComplete: false, format: '{label} |{bar}| {value}/{total} {detail}', etaBuffer: 20 }, cliProgress.Presets.shades_classic) : undefined;
+  const bars = tty
+    ? new cliProgress.MultiBar({ hideCursor: true, clearOnComplete: false, format: '{label} |{bar}| {value}/{total} ETA {eta_formatted} | {detail}', etaBuffer: 20, etaAsynchronousUpdate: true }, cliProgress.Presets.shades_classic)
+    : undefined;
   let features: cliProgress.SingleBar | undefined;
   let cells: cliProgress.SingleBar | undefined;
+  let rounds: cliProgress.SingleBar | undefined;
   let lastFeatureLine = 0;
+  const label = (text: string): string => text.padEnd(24).slice(0, 24);
   const log = (message: string): void => (bars ? bars.log(`${message}\n`) : console.error(message));
+  const roundLine = (r: RoundRecord): string =>
+    `loss ${r.trainLoss.toFixed(4)}${r.meanAccuracy !== undefined ? `, accuracy ${(100 * r.meanAccuracy).toFixed(2)}%` : ''}, ${r.seconds.toFixed(1)} s`;
   return {
     log,
     stop: () => bars?.stop(),
-    onFeatures(label, done, total) {
+    onFeatures(what, done, total) {
       if (bars) {
-        features ??= bars.create(total, 0, { label: label.padEnd(28), detail: 'features' });
+        features ??= bars.create(total, 0, { label: label('features'), detail: what });
         features.setTotal(total);
-        features.update(done, { label: label.padEnd(28) });
+        features.update(done, { detail: what });
       } else if (done === total || Date.now() - lastFeatureLine > 10_000) {
         lastFeatureLine = Date.now();
-        console.error(`${label}: ${done}/${total}`);
+        console.error(`${what}: ${done}/${total}`);
       }
     },
     onCellStart(cell, index, total) {
       if (bars) {
-        cells ??= bars.create(total, 0, { label: 'cells'.padEnd(28), detail: '' });
-        cells.update(index, { detail: `${cell.id}` });
+        if (features) {
+          bars.remove(features);
+          features = undefined;
+        }
+        cells ??= bars.create(total, 0, { label: label('cells'), detail: '' });
+        cells.update(index, { detail: cell.id });
+        rounds ??= bars.create(config.federation.rounds, 0, { label: label('rounds'), detail: '' });
+        rounds.update(0, { detail: '' });
       } else {
         console.error(`[${index + 1}/${total}] ${cell.id}`);
       }
     },
     onRound(cell, r) {
-      const accuracy = r.meanAccuracy !== undefined ? `, accuracy ${(100 * r.meanAccuracy).toFixed(2)}%` : '';
-      log(`  ${cell.id} round ${r.round}/${config.federation.rounds}: loss ${r.trainLoss.toFixed(4)}${accuracy}, ${r.seconds.toFixed(1)} s`);
+      if (rounds) rounds.update(r.round, { detail: roundLine(r) });
+      else console.error(`  ${cell.id} round ${r.round}/${config.federation.rounds}: ${roundLine(r)}`);
     },
     onCellEnd(cell, result, reused) {
       log(`${reused ? 'done earlier' : 'done'}: ${cell.id}: ${(100 * result.meanAccuracy).toFixed(2)}% ± ${(100 * result.stdAccuracy).toFixed(2)} over clients`);
       cells?.increment();
-      if (features) {
-        bars?.remove(features);
-        features = undefined;
-      }
     },
   };
 }
