@@ -120,11 +120,13 @@ test('the shipped world CLIP loads like a user checkpoint and recognises held-ou
   const report = zeroShotAccuracy(predicted, dataset.test.map((item) => item.label), heldOut);
   console.log(`shipped world CLIP, zero-shot over ${report.classes} classes: seen ${(100 * report.seen).toFixed(1)}%, held-out ${(100 * report.heldOut).toFixed(1)}% (${report.images} images)`);
   await model.release();
-  // Chance is 1/48 ≈ 2 %. BOUNDS_FROM_MEASUREMENT (see the comment below) hold with a wide margin.
-  assert.ok(report.seen >= SEEN_BOUND, `seen pairs: ${report.seen}`);
-  assert.ok(report.heldOut >= HELD_OUT_BOUND, `held-out pairs: ${report.heldOut}`);
+  // Chance is 1/48 ≈ 2.1 %. Measured for the shipped checkpoint: 94.1 % seen and
+  // 64.0 % held-out on 2,400 images at the end of pre-training (training.json),
+  // 91.7 % and 75.0 % on this test's 240 + 48 images. The bounds sit about
+  // three binomial standard deviations below the 2,400-image figures (for 48
+  // held-out images at p = 0.64 one deviation is ~7 points), so sampling noise
+  // and CPU-to-CPU rounding do not trip them, while a checkpoint that lost its
+  // compositional zero-shot ability (held-out near chance) fails.
+  assert.ok(report.seen >= 0.8, `seen pairs: ${report.seen}`);
+  assert.ok(report.heldOut >= 0.45, `held-out pairs: ${report.heldOut}`);
 });
-
-// BOUNDS_FROM_MEASUREMENT: filled in from the shipped checkpoint's measurement.
-const SEEN_BOUND = 0.1;
-const HELD_OUT_BOUND = 0.1;

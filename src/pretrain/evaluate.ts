@@ -10,6 +10,7 @@ import { cosineLogits } from '../clip/similarity.js';
 import type { ClipTokenizer } from '../clip/tokenizer.js';
 import { asDecodedPixels } from '../world/render.js';
 import { worldClasses, worldExamples, type WorldDatasetOptions } from '../world/datasets.js';
+import { COLOURS, SHAPES } from '../world/scene.js';
 
 export const DEFAULT_TEMPLATE = 'a photo of a {}.';
 
@@ -78,4 +79,33 @@ export async function zeroShotWorld(model: ClipModel, tokenizer: ClipTokenizer, 
   examples.forEach((e, i) => pixels.set(preprocessPixels(asDecodedPixels(e.rgb, R), model.preprocess), i * 3 * R * R));
   const predicted = await classify(model, tokenizer, classes.map((c) => c.name), pixels, examples.length);
   return zeroShotAccuracy(predicted, examples.map((e) => e.label), classes.map((c) => c.heldOut));
+}
+
+/**
+ * Zero-shot accuracy of each attribute on its own, on the same kind of images:
+ * colour among "a photo of a {colour} shape." and shape among "a photo of a
+ * {shape}.", for images of seen and of held-out pairs. Tells which part of a
+ * pair a model gets wrong.
+ */
+export async function attributeZeroShot(model: ClipModel, tokenizer: ClipTokenizer, options: { seed: number; perClass: number }): Promise<{ colour: ZeroShotReport; shape: ZeroShotReport }> {
+  const R = model.config.vision.imageSize;
+  const classes = worldClasses();
+  const examples = worldExamples({ seed: options.seed, perClass: { train: 1, val: 0, test: options.perClass }, imageSize: R }).filter((e) => e.split === 'test');
+  const pixels = new Float32Array(examples.length * 3 * R * R);
+  examples.forEach((e, i) => pixels.set(preprocessPixels(asDecodedPixels(e.rgb, R), model.preprocess), i * 3 * R * R));
+  const heldOutImage = examples.map((e) => classes[e.label].heldOut);
+  const score = async (names: readonly string[], template: string, truth: (i: number) => number): Promise<ZeroShotReport> => {
+    const predicted = await classify(model, tokenizer, names, pixels, examples.length, template);
+    // Per image rather than per class: whether the image's pair is held out.
+    let seenRight = 0, seenAll = 0, heldRight = 0, heldAll = 0;
+    predicted.forEach((p, i) => {
+      const right = p === truth(i) ? 1 : 0;
+      if (heldOutImage[i]) { heldRight += right; heldAll++; } else { seenRight += right; seenAll++; }
+    });
+    return { seen: seenRight / seenAll, heldOut: heldRight / heldAll, overall: (seenRight + heldRight) / examples.length, images: examples.length, classes: names.length };
+  };
+  return {
+    colour: await score(COLOURS, 'a photo of a {} shape.', (i) => COLOURS.indexOf(examples[i].scene.colour)),
+    shape: await score(SHAPES, 'a photo of a {}.', (i) => SHAPES.indexOf(examples[i].scene.shape)),
+  };
 }

@@ -79,10 +79,10 @@ export interface PretrainOptions {
 
 export const DEFAULT_PRETRAIN: Omit<PretrainOptions, 'out' | 'log'> = {
   seed: 2026,
-  steps: 1800,
+  steps: 4000,
   batchSize: 128,
   learningRate: 1e-3,
-  warmupSteps: 100,
+  warmupSteps: 150,
   architecture: WORLD_CLIP,
   bpeMerges: 2000,
   threads: os.availableParallelism(),

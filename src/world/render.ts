@@ -14,7 +14,7 @@ import type { Background, Style } from './style.js';
 type RGB = [number, number, number];
 
 /** Half-extent of the object as a fraction of the image side, by size word. */
-const RADIUS = { small: 0.17, large: 0.29 } as const;
+const RADIUS = { small: 0.2, large: 0.31 } as const;
 
 /** Star outline: 10 vertices alternating outer and inner radius, first point up. */
 const STAR: readonly (readonly [number, number])[] = Array.from({ length: 10 }, (_, i) => {
@@ -56,7 +56,8 @@ function insideShape(shape: Scene['shape'], u: number, v: number): boolean {
 /** The second tone of a pattern: a dark or light shade (white only darkens, black only lightens). */
 function patternColour(base: readonly number[], tone: Scene['patternTone'], colour: Scene['colour']): RGB {
   const dark = colour === 'white' || (tone === 'dark' && colour !== 'black');
-  return dark ? [base[0] * 0.4, base[1] * 0.4, base[2] * 0.4] : [base[0] + (255 - base[0]) * 0.6, base[1] + (255 - base[1]) * 0.6, base[2] + (255 - base[2]) * 0.6];
+  // Contrast enough to see the pattern, not so much that it breaks the silhouette.
+  return dark ? [base[0] * 0.6, base[1] * 0.6, base[2] * 0.6] : [base[0] + (255 - base[0]) * 0.45, base[1] + (255 - base[1]) * 0.45, base[2] + (255 - base[2]) * 0.45];
 }
 
 /** Whether image point (x, y) (in pixels of a 32-pixel-equivalent grid) falls on the pattern's second tone. */

@@ -157,8 +157,10 @@ export type Mentions = Partial<Pick<Scene, Attribute>>;
 /** A caption and the attributes it names, so that a batch can tell which captions are true of which images. */
 export function describe(scene: Scene, random: SeededRandom): { text: string; mentions: Mentions } {
   const say = (p: number): boolean => random.uniform() < p;
-  const nameShape = say(0.9);
-  const colour = say(0.85) || !nameShape ? scene.colour : undefined;
+  // About half the captions name only one of colour and shape: they tie each
+  // word to its part of the picture, not to the pair.
+  const nameShape = say(0.75);
+  const colour = say(0.7) || !nameShape ? scene.colour : undefined;
   const size = say(0.5) ? pick(random, SIZE_WORDS[scene.size]) : undefined;
   const patternMode = say(0.55) ? (say(0.5) ? 'adjective' : 'phrase') : undefined;
   const position = say(0.45) ? pick(random, POSITION_PHRASE[scene.position]) : undefined;
