@@ -213,7 +213,7 @@ function sharedReferenceDir(): string {
 function torchUnavailable(referenceDir: string): string | undefined {
   if (!existsSync(path.join(referenceDir, 'clip_ref.py'))) return `the PyTorch reference is missing (no ${path.join(referenceDir, 'clip_ref.py')}; set PFEDPROMPT_SHARED)`;
   const probe = spawnSync(PYTHON, ['-c', 'import torch'], { stdio: 'ignore' });
-  if (probe.error || probe.status !== 0) return `${PYTHON} cannot import torch (apt-get install python3-torch)`;
+  if (probe.error || probe.status !== 0) return `${PYTHON} cannot import torch (apt-get install python3-torch libopenblas0-pthread)`;
   return undefined;
 }
 
