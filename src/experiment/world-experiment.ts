@@ -75,9 +75,6 @@ export async function worldExperimentConfig(outputDir: string, log?: (message: s
     methods: ['zeroshot', 'local-coop', 'promptfl', 'promptfl-ft', 'promptper', 'promptprox', 'promptamp', 'pfedprompt', 'local-tip-adapter'],
     seeds: [1, 2, 3],
     federation: { rounds: 10, localEpochs: 5, batchSize: 32, workers: 2 },
-    // The protocol's lr 0.002 leaves local CoOp's training loss still falling steeply after its 50 steps (a 4-shot
-    // client of ~5 classes takes one step per epoch); 0.01 lets it level off. Chosen on training loss, not on test.
-    optimizer: { lr: 0.01 },
     prompt: { contextLength: 16 },
   };
 }
