@@ -74,7 +74,7 @@ export async function worldExperimentConfig(outputDir: string, log?: (message: s
     },
     methods: ['zeroshot', 'local-coop', 'promptfl', 'promptfl-ft', 'promptper', 'promptprox', 'promptamp', 'pfedprompt', 'local-tip-adapter'],
     seeds: [1, 2, 3],
-    federation: { rounds: 10, localEpochs: 5, batchSize: 32, workers: 2 },
+    federation: { rounds: 10, localEpochs: 5, batchSize: 32 },
     prompt: { contextLength: 16 },
   };
 }
