@@ -12,6 +12,7 @@ import { Worker, isMainThread, parentPort, workerData } from 'node:worker_thread
 import type { ClipModel, ImageFeatures } from '../clip/model.js';
 import { decodeImage, preprocessPixels } from '../clip/preprocess.js';
 import type { PreprocessConfig } from '../clip/weights.js';
+import { mapLimited } from '../data/bad-entries.js';
 import type { ImageItem } from '../data/dataset.js';
 import { augmentView } from './augment.js';
 import { featureKey, imageKey, type CachedFeatures, type FeatureCache } from './cache.js';
@@ -314,20 +315,6 @@ async function* runAhead<T, R>(inputs: readonly T[], depth: number, start: (inpu
 function chunk<T>(items: readonly T[], size: number): T[][] {
   const out: T[][] = [];
   for (let i = 0; i < items.length; i += size) out.push(items.slice(i, i + size));
-  return out;
-}
-
-/** Maps with at most `limit` calls of `work` pending at once; results in input order. */
-async function mapLimited<T, R>(items: readonly T[], limit: number, work: (item: T) => Promise<R>): Promise<R[]> {
-  const out = new Array<R>(items.length);
-  let next = 0;
-  const runner = async (): Promise<void> => {
-    while (next < items.length) {
-      const i = next++;
-      out[i] = await work(items[i]);
-    }
-  };
-  await Promise.all(Array.from({ length: Math.min(limit, items.length) }, runner));
   return out;
 }
 
