@@ -18,7 +18,8 @@ import { halfBitsToFloat32 } from '../src/io/safetensors.js';
 import { AdamW, warmupCosine } from '../src/pretrain/adamw.js';
 import { trainBpe, writeBpeFiles } from '../src/pretrain/bpe.js';
 import { GRAD_PREFIX, buildContrastiveStep } from '../src/pretrain/contrastive.js';
-import { float32ToHalfBits, writeHuggingFaceClip } from '../src/pretrain/hf-checkpoint.js';
+import { writeHuggingFaceClip } from '../src/pretrain/hf-checkpoint.js';
+import { float32ToHalfBits } from '../src/io/safetensors.js';
 import { DEFAULT_PRETRAIN, pretrainWorldClip } from '../src/pretrain/train.js';
 
 const TINY: ClipConfig = {

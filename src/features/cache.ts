@@ -35,7 +35,7 @@ import type { ImageFeatures } from '../clip/model.js';
 import type { ClipWeights } from '../clip/weights.js';
 import type { ImageItem } from '../data/dataset.js';
 import { writeFileAtomic } from '../io/atomic.js';
-import { halfBitsToFloat32, writeSafetensors } from '../io/safetensors.js';
+import { float32ToHalfBits, halfBitsToFloat32, writeSafetensors } from '../io/safetensors.js';
 import { AUGMENTATION_ID } from './augment.js';
 
 /** Written into every shard; shards of another format are ignored (and recomputed). */
@@ -440,50 +440,4 @@ async function forEachLimited<T>(items: readonly T[], limit: number, work: (item
     while (next < items.length) await work(items[next++]);
   };
   await Promise.all(Array.from({ length: Math.min(limit, items.length) }, runner));
-}
-
-/**
- * float32 → IEEE binary16 bits, rounding to nearest, ties to even (as
- * numpy's and torch's .half()); overflow gives ±infinity, NaN stays NaN.
- */
-export function float32ToHalfBits(values: Float32Array): Uint16Array {
-  const bits = new Uint32Array(values.buffer, values.byteOffset, values.length);
-  const out = new Uint16Array(values.length);
-  for (let i = 0; i < bits.length; i++) {
-    const x = bits[i];
-    const sign = (x >>> 16) & 0x8000;
-    const exponent = ((x >>> 23) & 0xff) - 127 + 15;
-    const mantissa = x & 0x7fffff;
-    if (exponent === 0xff - 127 + 15) {
-      out[i] = sign | 0x7c00 | (mantissa ? 0x200 : 0); // infinity, or a quiet NaN
-    } else if (exponent >= 0x1f) {
-      out[i] = sign | 0x7c00; // too large: infinity
-    } else if (exponent <= 0) {
-      // A subnormal half (or zero): the full significand shifted into place, rounded.
-      if (exponent < -10) {
-        out[i] = sign;
-        continue;
-      }
-      const significand = mantissa | 0x800000;
-      const shift = 14 - exponent;
-      out[i] = sign | roundShift(significand, shift);
-    } else {
-      // Rounding may carry into the exponent, which is correct (and reaches infinity at the top).
-      out[i] = sign | (((exponent << 10) | (mantissa >>> 13)) + roundingCarry(mantissa, 13, mantissa >>> 13));
-    }
-  }
-  return out;
-}
-
-/** value >> shift, rounded to nearest, ties to even. */
-function roundShift(value: number, shift: number): number {
-  const kept = value >>> shift;
-  return kept + roundingCarry(value, shift, kept);
-}
-
-/** 1 when the bits shifted out round `kept` up (more than half, or exactly half and `kept` odd). */
-function roundingCarry(value: number, shift: number, kept: number): number {
-  const rest = value & ((1 << shift) - 1);
-  const half = 1 << (shift - 1);
-  return rest > half || (rest === half && kept & 1) ? 1 : 0;
 }

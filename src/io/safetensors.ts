@@ -258,6 +258,52 @@ export function toFloat32(entry: SafetensorsEntry): Float32Array {
 
 let halfTable: Float32Array | undefined;
 
+/**
+ * float32 → IEEE binary16 bits, rounding to nearest, ties to even (as
+ * numpy's and torch's .half()); overflow gives ±infinity, NaN stays NaN.
+ */
+export function float32ToHalfBits(values: Float32Array): Uint16Array {
+  const bits = new Uint32Array(values.buffer, values.byteOffset, values.length);
+  const out = new Uint16Array(values.length);
+  for (let i = 0; i < bits.length; i++) {
+    const x = bits[i];
+    const sign = (x >>> 16) & 0x8000;
+    const exponent = ((x >>> 23) & 0xff) - 127 + 15;
+    const mantissa = x & 0x7fffff;
+    if (exponent === 0xff - 127 + 15) {
+      out[i] = sign | 0x7c00 | (mantissa ? 0x200 : 0); // infinity, or a quiet NaN
+    } else if (exponent >= 0x1f) {
+      out[i] = sign | 0x7c00; // too large: infinity
+    } else if (exponent <= 0) {
+      // A subnormal half (or zero): the full significand shifted into place, rounded.
+      if (exponent < -10) {
+        out[i] = sign;
+        continue;
+      }
+      const significand = mantissa | 0x800000;
+      const shift = 14 - exponent;
+      out[i] = sign | roundShift(significand, shift);
+    } else {
+      // Rounding may carry into the exponent, which is correct (and reaches infinity at the top).
+      out[i] = sign | (((exponent << 10) | (mantissa >>> 13)) + roundingCarry(mantissa, 13, mantissa >>> 13));
+    }
+  }
+  return out;
+}
+
+/** value >> shift, rounded to nearest, ties to even. */
+function roundShift(value: number, shift: number): number {
+  const kept = value >>> shift;
+  return kept + roundingCarry(value, shift, kept);
+}
+
+/** 1 when the bits shifted out round `kept` up (more than half, or exactly half and `kept` odd). */
+function roundingCarry(value: number, shift: number, kept: number): number {
+  const rest = value & ((1 << shift) - 1);
+  const half = 1 << (shift - 1);
+  return rest > half || (rest === half && kept & 1) ? 1 : 0;
+}
+
 /** IEEE 754 binary16 bits → float32 values, through a 64 K-entry table (exact for every pattern, NaN payloads aside). */
 export function halfBitsToFloat32(bits: Uint16Array): Float32Array {
   halfTable ??= buildHalfTable();

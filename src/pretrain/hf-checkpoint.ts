@@ -7,54 +7,9 @@
 import { mkdir } from 'node:fs/promises';
 import path from 'node:path';
 import { writeFileAtomic } from '../io/atomic.js';
-import { writeSafetensors, type WritableTensor } from '../io/safetensors.js';
+import { float32ToHalfBits, writeSafetensors, type WritableTensor } from '../io/safetensors.js';
+import { transposed } from '../clip/layers.js';
 import { tensor, type ClipWeights } from '../clip/weights.js';
-
-/** float32 → IEEE half bits, rounding to nearest even (overflow to ±Inf, underflow through subnormals to 0). */
-export function float32ToHalfBits(values: Float32Array): Uint16Array {
-  const out = new Uint16Array(values.length);
-  const f = new Float32Array(1);
-  const u = new Uint32Array(f.buffer);
-  for (let i = 0; i < values.length; i++) {
-    f[0] = values[i];
-    const x = u[0];
-    const sign = (x >>> 16) & 0x8000;
-    const exp = (x >>> 23) & 0xff;
-    const mant = x & 0x7fffff;
-    if (exp === 0xff) {
-      out[i] = sign | 0x7c00 | (mant ? 0x200 : 0);
-      continue;
-    }
-    const e = exp - 127 + 15;
-    if (e >= 31) {
-      out[i] = sign | 0x7c00;
-    } else if (e <= 0) {
-      if (e < -10) {
-        out[i] = sign;
-        continue;
-      }
-      const m = mant | 0x800000;
-      const shift = 14 - e;
-      let half = m >>> shift;
-      const rest = m & ((1 << shift) - 1);
-      const halfway = 1 << (shift - 1);
-      if (rest > halfway || (rest === halfway && (half & 1))) half++;
-      out[i] = sign | half;
-    } else {
-      let half = (e << 10) | (mant >>> 13);
-      const rest = mant & 0x1fff;
-      if (rest > 0x1000 || (rest === 0x1000 && (half & 1))) half++; // may carry into the exponent: still correct
-      out[i] = sign | half;
-    }
-  }
-  return out;
-}
-
-function transpose2d(data: Float32Array, rows: number, cols: number): Float32Array {
-  const out = new Float32Array(rows * cols);
-  for (let r = 0; r < rows; r++) for (let c = 0; c < cols; c++) out[c * rows + r] = data[r * cols + c];
-  return out;
-}
 
 /** The Hugging Face CLIPModel tensors of a ViT CLIP, as float32. */
 export function huggingFaceTensors(weights: ClipWeights): Map<string, { shape: number[]; data: Float32Array }> {
@@ -66,15 +21,15 @@ export function huggingFaceTensors(weights: ClipWeights): Map<string, { shape: n
     const t = tensor(weights, openai);
     put(hf, [...t.shape], t.data);
   };
-  const transposed = (hf: string, openai: string): void => {
+  const copyTransposed = (hf: string, openai: string): void => {
     const t = tensor(weights, openai);
-    put(hf, [t.shape[1], t.shape[0]], transpose2d(t.data, t.shape[0], t.shape[1]));
+    put(hf, [t.shape[1], t.shape[0]], transposed(t));
   };
   copy('text_model.embeddings.token_embedding.weight', 'token_embedding.weight');
   copy('text_model.embeddings.position_embedding.weight', 'positional_embedding');
   copy('text_model.final_layer_norm.weight', 'ln_final.weight');
   copy('text_model.final_layer_norm.bias', 'ln_final.bias');
-  transposed('text_projection.weight', 'text_projection');
+  copyTransposed('text_projection.weight', 'text_projection');
   put('logit_scale', [], tensor(weights, 'logit_scale').data);
   copy('vision_model.embeddings.class_embedding', 'visual.class_embedding');
   copy('vision_model.embeddings.patch_embedding.weight', 'visual.conv1.weight');
@@ -83,7 +38,7 @@ export function huggingFaceTensors(weights: ClipWeights): Map<string, { shape: n
   copy('vision_model.pre_layrnorm.bias', 'visual.ln_pre.bias');
   copy('vision_model.post_layernorm.weight', 'visual.ln_post.weight');
   copy('vision_model.post_layernorm.bias', 'visual.ln_post.bias');
-  transposed('visual_projection.weight', 'visual.proj');
+  copyTransposed('visual_projection.weight', 'visual.proj');
 
   const blocks = [
     { openai: 'transformer', hf: 'text_model', width: config.text.width, layers: config.text.layers },
