@@ -17,11 +17,12 @@ import os from 'node:os';
 import path from 'node:path';
 import { performance } from 'node:perf_hooks';
 import { fileURLToPath } from 'node:url';
-import { Command, InvalidArgumentError, Option } from 'commander';
+import { Command, Option } from 'commander';
 import { ClipModel } from '../src/clip/model.js';
 import { CLIP_RN50, CLIP_VIT_B16, SeededRandom, randomClipWeights } from '../src/clip/random.js';
 import type { ClipWeights, HostTensor } from '../src/clip/weights.js';
 import { DISTURBED_SHARE, mb, median, startInterferenceMeter } from './measure.js';
+import { positiveInt } from '../src/cli/options.js';
 
 const PROJECT_ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..', '..'); // from dist/bench
 const PYTHON = '/usr/bin/python3';
@@ -361,12 +362,6 @@ function report(ours: OurResults, torch: TorchResults | undefined, torchNote: st
 }
 
 // ---------------------------------------------------------------- command line
-
-const positiveInt = (value: string): number => {
-  const n = Number(value);
-  if (!Number.isInteger(n) || n < 1) throw new InvalidArgumentError('expected a positive integer');
-  return n;
-};
 
 async function main(): Promise<void> {
   const program = new Command()

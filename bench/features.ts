@@ -20,7 +20,7 @@ import { mkdirSync, mkdtempSync, readdirSync, rmSync, statSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { performance } from 'node:perf_hooks';
-import { Command, InvalidArgumentError } from 'commander';
+import { Command } from 'commander';
 import sharp from 'sharp';
 import { ClipModel } from '../src/clip/model.js';
 import { decodeImage, preprocessPixels } from '../src/clip/preprocess.js';
@@ -29,6 +29,7 @@ import type { ImageItem } from '../src/data/dataset.js';
 import { FeatureCache, modelFingerprint } from '../src/features/cache.js';
 import { extractFeatures } from '../src/features/extract.js';
 import { mb, median } from './measure.js';
+import { positiveInt } from '../src/cli/options.js';
 
 interface Options {
   readonly images: number;
@@ -257,12 +258,6 @@ async function main(): Promise<void> {
     if (options.keep) log(`kept ${work}`);
     else rmSync(work, { recursive: true, force: true });
   }
-}
-
-function positiveInt(value: string): number {
-  const n = Number(value);
-  if (!Number.isInteger(n) || n < 1) throw new InvalidArgumentError('expected a positive integer');
-  return n;
 }
 
 await main();

@@ -17,7 +17,7 @@
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { Command, InvalidArgumentError } from 'commander';
+import { Command } from 'commander';
 import { CLIP_VIT_B16, SeededRandom, randomClipWeights } from '../src/clip/random.js';
 import { byteSymbols } from '../src/clip/tokenizer.js';
 import type { ClipWeights } from '../src/clip/weights.js';
@@ -30,6 +30,7 @@ import { DEFAULT_METHOD_OPTIONS, createMethod, type MethodId } from '../src/meth
 import { CoopPrompt, DEFAULT_PROMPT } from '../src/prompt/coop-prompt.js';
 import { DEFAULT_SGD } from '../src/prompt/sgd.js';
 import { DISTURBED_SHARE, mb, median, startInterferenceMeter } from './measure.js';
+import { positiveInt } from '../src/cli/options.js';
 
 const CLIENTS = 10;
 const CLASSES = 100;
@@ -187,11 +188,6 @@ function report(measured: readonly Measured[], step: { oursMs: number; fullMs: n
   console.log(`peak memory (maxRSS): ${mb(process.resourceUsage().maxRSS * 1024)}`);
 }
 
-const positiveInt = (value: string): number => {
-  const n = Number(value);
-  if (!Number.isInteger(n) || n < 1) throw new InvalidArgumentError('expected a positive integer');
-  return n;
-};
 const intList = (value: string): number[] => value.split(',').map((v) => positiveInt(v.trim()));
 
 async function main(): Promise<void> {
