@@ -22,7 +22,8 @@ import { CLIP_VIT_B16, SeededRandom, randomClipWeights } from '../src/clip/rando
 import { byteSymbols } from '../src/clip/tokenizer.js';
 import type { ClipWeights } from '../src/clip/weights.js';
 import type { ClientData, FeatureSet } from '../src/federation/client-data.js';
-import { createExecutor, sharedModel, sharedTokenizer, type ExecutorSetup } from '../src/federation/client-executor.js';
+import { createExecutor, sharedModel, sharedTokenizer, type ClientHostSetup } from '../src/federation/client-executor.js';
+import { CLIENT_WORKER_ENTRY, methodFromSpec, type MethodSpec } from '../src/experiment/client-worker.js';
 import { runFederation, type RoundRecord } from '../src/federation/engine.js';
 import type { FederationSetup } from '../src/federation/method.js';
 import { writeSafetensors } from '../src/io/safetensors.js';
@@ -110,15 +111,18 @@ async function measureRounds(dir: string, weights: ClipWeights, shots: number, w
     clients: CLIENTS, rounds, contextSize: prompt.rows * prompt.width, contextRows: prompt.rows,
     contextTokens: prompt.contextTokens, width: prompt.width, initialContext: prompt.initialContext(1),
   };
-  const setup: ExecutorSetup = {
-    modelPath, tokenizerDir: dir, methodId: options.method, methodOptions: DEFAULT_METHOD_OPTIONS, prompt: DEFAULT_PROMPT, classnames,
-    federation, localEpochs: EPOCHS, batchSize: BATCH, sgd: DEFAULT_SGD, scheduleEpochs: PROTOCOL_ROUNDS * EPOCHS, seed: 1,
-    scoring: 'all-classes', clients,
+  const setup: ClientHostSetup<MethodSpec> = {
+    modelPath, tokenizerDir: dir, method: { id: options.method, options: DEFAULT_METHOD_OPTIONS }, prompt: DEFAULT_PROMPT, classnames,
+    settings: {
+      federation, numClasses: CLASSES, localEpochs: EPOCHS, batchSize: BATCH, sgd: DEFAULT_SGD, scheduleEpochs: PROTOCOL_ROUNDS * EPOCHS, seed: 1,
+      scoring: 'all-classes',
+    },
+    clients,
   };
-  const executor = await createExecutor(setup, workers);
+  const executor = await createExecutor(setup, methodFromSpec, { workers, entry: CLIENT_WORKER_ENTRY });
   let meter = warmUp === 0 ? startInterferenceMeter() : undefined;
   try {
-    const result = await runFederation(method, federation, clients, executor, { participation: 1, seed: 1, memoryGrid: [], evaluateEachRound: true }, (r) => {
+    const result = await runFederation(method, federation, executor, { participation: 1, seed: 1, choices: [], evaluateEachRound: true }, (r) => {
       log(`  ${shots}-shot, ${workers} worker${workers > 1 ? 's' : ''}: round ${r.round}${r.round <= warmUp ? ' (warm-up)' : ''} ${r.seconds.toFixed(1)} s`);
       if (r.round === warmUp) meter = startInterferenceMeter();
     });

@@ -13,8 +13,10 @@ import { loadDataset } from '../src/data/load-dataset.js';
 import { createPartition } from '../src/data/partitioners/index.js';
 import { loadClientData } from '../src/experiment/client-features.js';
 import { spatialPooler, type ClientData, type FeatureSet } from '../src/federation/client-data.js';
-import { InProcessExecutor, createExecutor, sharedModel, sharedTokenizer, type ClientExecutor, type ExecutorSetup } from '../src/federation/client-executor.js';
+import { createExecutor, textFeatureCache, sharedModel, sharedTokenizer, type ClientExecutor, type ClientHostSetup } from '../src/federation/client-executor.js';
+import { CLIENT_WORKER_ENTRY, methodFromSpec, type MethodSpec } from '../src/experiment/client-worker.js';
 import { checkUpload, runFederation, type FederationResult } from '../src/federation/engine.js';
+import { FederatedClient, InMemoryStore } from '../src/federation/client.js';
 import { federatedAverage, type ClientUpload, type FederationSetup, type Method, type Tensors } from '../src/federation/method.js';
 import { DEFAULT_METHOD_OPTIONS, METHOD_IDS, createMethod, type MethodId } from '../src/methods/index.js';
 import { PROMPTAMP_DEFAULTS, cloudPrompts } from '../src/methods/promptamp.js';
@@ -47,24 +49,30 @@ function setupFor(prompt: CoopPrompt, seed: number): FederationSetup {
   };
 }
 
-async function executorSetup(method: Method, seed: number): Promise<ExecutorSetup> {
+async function executorSetup(method: Method, seed: number): Promise<ClientHostSetup<MethodSpec>> {
   const model = await sharedModel(MODEL);
   const promptOptions = { contextLength: 4, position: 'end' as const, classSpecific: false, ...method.prompt };
   const prompt = new CoopPrompt(model, await sharedTokenizer(TOKENIZER), CLASSNAMES, promptOptions);
   return {
-    modelPath: MODEL, tokenizerDir: TOKENIZER, methodId: method.id as MethodId, methodOptions: DEFAULT_METHOD_OPTIONS, prompt: promptOptions,
-    classnames: CLASSNAMES, federation: setupFor(prompt, seed), localEpochs: 2, batchSize: 4,
-    sgd: { lr: 0.02, momentum: 0.9, weightDecay: 5e-4, schedule: 'cosine' }, scheduleEpochs: 6, seed, scoring: 'all-classes', clients,
+    modelPath: MODEL, tokenizerDir: TOKENIZER, method: { id: method.id as MethodId, options: DEFAULT_METHOD_OPTIONS }, prompt: promptOptions,
+    classnames: CLASSNAMES,
+    settings: {
+      federation: setupFor(prompt, seed), numClasses: CLASSNAMES.length, localEpochs: 2, batchSize: 4,
+      sgd: { lr: 0.02, momentum: 0.9, weightDecay: 5e-4, schedule: 'cosine' }, scheduleEpochs: 6, seed, scoring: 'all-classes',
+    },
+    clients,
   };
 }
 
 async function run(id: MethodId, seed: number, workers = 1, spy?: (uploads: readonly ClientUpload[]) => void): Promise<FederationResult> {
   const method = createMethod(id);
-  const watched: Method = spy ? { ...method, aggregate: (s, uploads, setup) => (spy(uploads), method.aggregate(s, uploads, setup)) } : method;
+  const watched: Method = spy
+    ? { ...method, server: { ...method.server, aggregate: (s, uploads, setup) => (spy(uploads), method.server.aggregate(s, uploads, setup)) } }
+    : method;
   const setup = await executorSetup(method, seed);
-  const executor: ClientExecutor = await createExecutor(setup, workers);
+  const executor: ClientExecutor = await createExecutor(setup, methodFromSpec, { workers, entry: CLIENT_WORKER_ENTRY });
   try {
-    return await runFederation(watched, setup.federation, clients, executor, { participation: 1, seed, memoryGrid: [{ alpha: 1, beta: 5.5 }, { alpha: 2, beta: 3 }], evaluateEachRound: true });
+    return await runFederation(watched, setup.settings.federation, executor, { participation: 1, seed, choices: [{ alpha: 1, beta: 5.5 }, { alpha: 2, beta: 3 }], evaluateEachRound: true });
   } finally {
     await executor.close();
   }
@@ -173,7 +181,7 @@ test('nothing personal is uploaded: pFedPrompt sends its shared context only, Pr
     const result = await run(id, 1, 1, (uploads) => uploads.forEach((u) => seen.push(u.tensors)));
     assert.equal(seen.length, 3 * 3);
     const setup = await executorSetup(createMethod(id), 1);
-    const expected = id === 'pfedprompt' ? { context: setup.federation.contextSize } : { global: 2 * setup.federation.width };
+    const expected = id === 'pfedprompt' ? { context: setup.settings.federation.contextSize } : { global: 2 * setup.settings.federation.width };
     for (const tensors of seen) assert.deepEqual(Object.fromEntries(Object.entries(tensors).map(([k, v]) => [k, v.length])), expected);
     // No client's memory keys (its features) and no personal rows are inside any upload.
     const forbidden = clients.flatMap((c) => [c.train[0].pooled.subarray(0, 8), c.train[0].embeds.subarray(0, 8)]);
@@ -205,7 +213,7 @@ test('every method runs end to end; trained methods lower their loss; one seed g
     } else {
       assert.equal(first.rounds.length, 0);
     }
-    if (method.memoryOptions) assert.ok(first.memorySelection && first.memorySelection.candidates.length === 2);
+    if (method.choosesOnValidation) assert.ok(first.selection && first.selection.candidates.length === 2);
     const again = await run(id, 3);
     assert.deepEqual(again.clients, first.clients, `${id}: a second run with the same seed differs`);
     assert.deepEqual(again.rounds.map((r) => r.trainLoss), first.rounds.map((r) => r.trainLoss));
@@ -219,13 +227,19 @@ test('every method runs end to end; trained methods lower their loss; one seed g
 test('PromptFL+FT fine-tunes: the finishing step moves a client off the global prompt, on a schedule of its own', async () => {
   const method = createMethod('promptfl-ft');
   const setup = await executorSetup(method, 5);
-  const executor = await InProcessExecutor.create(setup);
-  const download = { context: setup.federation.initialContext };
+  const federation = setup.settings.federation;
+  const download = { context: federation.initialContext };
+  const store = new InMemoryStore();
+  const model = await sharedModel(MODEL);
+  const compute = { model, prompt: new CoopPrompt(model, await sharedTokenizer(TOKENIZER), CLASSNAMES, setup.prompt) };
+  const client = new FederatedClient(method, compute, setup.settings, clients[0], store, textFeatureCache(compute));
   // After the last round the run's cosine schedule is at 0: fine-tuning on it would change nothing.
-  const [result] = await executor.fit([{ kind: 'finish', client: 0, round: setup.federation.rounds + 1, download }]);
-  assert.ok(result.personal.context.some((v, i) => v !== download.context[i]), 'fine-tuning left the prompt as it was');
-  assert.deepEqual(method.predictor(download, result.personal, setup.federation).context, result.personal.context);
-  assert.deepEqual(method.predictor(download, {}, setup.federation).context, download.context);
+  await client.finish(federation.rounds + 1, download);
+  const personal = (await store.load())!;
+  assert.ok(personal.context.some((v, i) => v !== download.context[i]), 'fine-tuning left the prompt as it was');
+  const runtime = { setup: federation, data: clients[0], numClasses: CLASSNAMES.length, round: 4, train: () => { throw new Error('not here'); } };
+  assert.deepEqual(method.client.predictor(runtime, download, personal).context, personal.context);
+  assert.deepEqual(method.client.predictor(runtime, download, {}).context, download.context);
 });
 
 test("ViT spatial pooling reads tokens through the tower's own ln_post; ResNet maps are averaged", async () => {

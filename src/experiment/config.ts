@@ -70,6 +70,10 @@ export const ConfigSchema = z.object({
      * thread of two (npm run bench:round).
      */
     workers: positiveInt.default(2),
+    /** Fewest clients whose replies a round needs: a client that errors or times out is left out of that round, and the run stops below this. */
+    minClients: positiveInt.default(1),
+    /** Seconds a client has to reply to one step before it is left out of it (default: no limit). */
+    timeoutSeconds: positive.optional(),
   }).strict().default({}),
   optimizer: z.object({
     lr: positive.default(0.002),

@@ -22,7 +22,7 @@ import { writePartition, type Partition } from '../data/partition.js';
 import { createPartition, type PartitionRequest } from '../data/partitioners/index.js';
 import { FeatureCache } from '../features/cache.js';
 import type { ClientData } from '../federation/client-data.js';
-import { WorkerPool, createExecutor, sharedModel, sharedTokenizer, type ExecutorSetup } from '../federation/client-executor.js';
+import { WorkerPool, createExecutor, sharedModel, sharedTokenizer, type ClientHostSetup } from '../federation/client-executor.js';
 import { mean, runFederation, type FederationResult, type RoundRecord } from '../federation/engine.js';
 import type { FederationSetup } from '../federation/method.js';
 import { writeFileAtomic } from '../io/atomic.js';
@@ -31,6 +31,7 @@ import { CoopPrompt, type PromptOptions } from '../prompt/coop-prompt.js';
 import { RESULTS_FORMAT, type CellResult, type ResultsFile } from '../report/results.js';
 import { writeReport } from '../report/index.js';
 import { loadClientData } from './client-features.js';
+import { CLIENT_WORKER_ENTRY, methodFromSpec, type MethodSpec } from './client-worker.js';
 import type { ExperimentConfig } from './config.js';
 
 /** What a run reports as it goes; the command line draws it as progress bars. */
@@ -78,7 +79,7 @@ export async function runExperiment(config: ExperimentConfig, events: RunEvents 
   const code = codeVersion();
 
   // One pool of client threads for the whole grid: threads and loaded models are kept from cell to cell.
-  const pool = config.federation.workers > 1 ? WorkerPool.create(config.federation.workers) : undefined;
+  const pool = config.federation.workers > 1 ? WorkerPool.create(config.federation.workers, CLIENT_WORKER_ENTRY) : undefined;
   try {
     return await runGrid(config, events, { outDir, tokenizerDir, backbone, model, cache, code, pool });
   } finally {
@@ -125,8 +126,8 @@ async function runGrid(config: ExperimentConfig, events: RunEvents, context: Gri
             onProgress: (done, total) => events.onFeatures?.(`${dataset.name} ${shots}-shot features`, done, total),
           });
           const started = performance.now();
-          const federation = await runCell(config, spec, model, tokenizerDir, dataset, clients, pool, (r) => events.onRound?.(spec, r));
-          const cell = cellResult(spec, dataset, backbone, config, cellConfig, federation, (performance.now() - started) / 1000);
+          const federation = await runCell(config, spec, model, tokenizerDir, dataset, clients, pool, (r) => events.onRound?.(spec, r), events.log);
+          const cell = cellResult(spec, dataset, backbone, config, cellConfig, federation, (performance.now() - started) / 1000, (c) => clients![c].classes);
           await writeFileAtomic(file, `${JSON.stringify({ cellConfigHash: hashOf(cellConfig), cell }, null, 1)}\n`);
           cells.push(cell);
           events.onCellEnd?.(spec, cell, false);
@@ -143,7 +144,7 @@ async function runGrid(config: ExperimentConfig, events: RunEvents, context: Gri
 
 async function runCell(
   config: ExperimentConfig, spec: CellSpec, model: ClipModel, tokenizerDir: string, dataset: Dataset, clients: readonly ClientData[],
-  pool: WorkerPool | undefined, onRound: (record: RoundRecord) => void,
+  pool: WorkerPool | undefined, onRound: (record: RoundRecord) => void, log?: (message: string) => void,
 ): Promise<FederationResult> {
   const methodOptions = config.methodOptions as MethodOptions;
   const method = createMethod(spec.method, methodOptions);
@@ -158,35 +159,44 @@ async function runCell(
     width: prompt.width,
     initialContext: prompt.initialContext(spec.seed),
   };
-  const setup: ExecutorSetup = {
+  const setup: ClientHostSetup<MethodSpec> = {
     modelPath: config.model,
     tokenizerDir,
     executionProviders: config.executionProviders,
-    methodId: spec.method,
-    methodOptions,
+    method: { id: spec.method, options: methodOptions },
     prompt: promptOptions,
     classnames: dataset.classnames,
-    federation,
-    localEpochs: config.federation.localEpochs,
-    batchSize: config.federation.batchSize,
-    sgd: config.optimizer,
-    scheduleEpochs: config.federation.rounds * config.federation.localEpochs,
-    seed: spec.seed,
-    scoring: config.evaluation.scoring,
+    settings: {
+      federation,
+      numClasses: dataset.classnames.length,
+      localEpochs: config.federation.localEpochs,
+      batchSize: config.federation.batchSize,
+      sgd: config.optimizer,
+      scheduleEpochs: config.federation.rounds * config.federation.localEpochs,
+      seed: spec.seed,
+      scoring: config.evaluation.scoring,
+    },
     clients,
   };
-  const executor = await createExecutor(setup, config.federation.workers, pool);
+  const executor = await createExecutor(setup, methodFromSpec, { workers: config.federation.workers, pool, entry: CLIENT_WORKER_ENTRY });
   try {
-    const grid = config.memorySearch.alpha.flatMap((alpha) => config.memorySearch.beta.map((beta) => ({ alpha, beta })));
-    return await runFederation(method, federation, clients, executor, {
+    return await runFederation(method, federation, executor, {
       participation: config.federation.participation,
       seed: spec.seed,
-      memoryGrid: grid,
+      choices: memoryChoices(config),
       evaluateEachRound: config.evaluation.eachRound,
+      minClients: config.federation.minClients,
+      timeoutSeconds: config.federation.timeoutSeconds,
+      onFailure: (f) => log?.(`${spec.id}: client ${f.client} left out of ${f.stage}${f.round !== undefined ? ` (round ${f.round})` : ''}: ${f.reason}`),
     }, onRound);
   } finally {
     await executor.close();
   }
+}
+
+/** The (α, β) grid of the memory search, each pair a choice the clients score on validation images. */
+export function memoryChoices(config: ExperimentConfig): { alpha: number; beta: number }[] {
+  return config.memorySearch.alpha.flatMap((alpha) => config.memorySearch.beta.map((beta) => ({ alpha, beta })));
 }
 
 function partitionRequest(config: ExperimentConfig, shots: number): PartitionRequest {
@@ -216,7 +226,7 @@ function cellConfigOf(config: ExperimentConfig, spec: CellSpec, backbone: string
 
 function cellResult(
   spec: CellSpec, dataset: Dataset, backbone: string, config: ExperimentConfig, cellConfig: Record<string, unknown>,
-  federation: FederationResult, wallSeconds: number,
+  federation: FederationResult, wallSeconds: number, classesOf: (client: number) => readonly number[],
 ): CellResult {
   const accuracies = federation.clients.map((c) => c.accuracy);
   const m = mean(accuracies);
@@ -231,8 +241,8 @@ function cellResult(
     shots: spec.shots,
     seed: spec.seed,
     scoring: config.evaluation.scoring,
-    config: { ...cellConfig, ...(federation.memorySelection ? { memorySelection: federation.memorySelection } : {}) },
-    clients: federation.clients.map((c) => ({ id: c.id, accuracy: c.accuracy, testCount: c.testCount, classes: [...c.classes] })),
+    config: { ...cellConfig, ...(federation.selection ? { memorySelection: federation.selection } : {}), ...(federation.failures.length > 0 ? { failures: federation.failures } : {}) },
+    clients: federation.clients.map((c) => ({ id: c.id, accuracy: c.accuracy, testCount: c.testCount, classes: [...classesOf(c.id)] })),
     meanAccuracy: m,
     stdAccuracy: Math.sqrt(mean(accuracies.map((a) => (a - m) ** 2))),
     rounds: federation.rounds.map((r) => ({

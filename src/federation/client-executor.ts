@@ -1,48 +1,45 @@
-// Where clients compute: one thread after another, or a pool of worker
-// threads running clients of a round in parallel. A job carries everything
-// it depends on (what the server sent, the client's own state, a seed made
-// from the run seed, the round and the client), so a parallel run gives the
-// same numbers as a sequential one.
+// Where the clients of a simulated federation compute: in this thread, or on
+// a pool of worker threads, each worker hosting a fixed share of the clients.
+// A client lives on one host for the whole run: its features are sent to
+// that host only, and its personal state stays there. A job carries only
+// what the server sends (and the round), and the seeds come from the run
+// seed, the round and the client, so a parallel run gives the same numbers
+// as a sequential one.
 //
-// This file is also the workers' entry point.
+// This module knows methods only through the Method interface: the worker
+// entry that builds a method from its id lives with the experiment
+// (experiment/client-worker.ts) and hands this module a factory.
 
 import { createHash } from 'node:crypto';
 import os from 'node:os';
 import { Worker, isMainThread, parentPort, workerData } from 'node:worker_threads';
 import { ClipModel } from '../clip/model.js';
-import { SeededRandom } from '../clip/random.js';
 import { ClipTokenizer } from '../clip/tokenizer.js';
-import { createMethod, type MethodId, type MethodOptions } from '../methods/index.js';
-import { VisualMemory, type MemoryOptions } from '../methods/visual-memory.js';
 import { CoopPrompt, type PromptOptions } from '../prompt/coop-prompt.js';
-import { learningRate, type SgdOptions } from '../prompt/sgd.js';
 import type { ClientData } from './client-data.js';
-import { accuracy, classTextFeatures, predictLogits, type Scoring } from './evaluation.js';
-import { trainLocally, type PromptCompute } from './local-training.js';
-import type { ClientRuntime, FederationSetup, Method, Tensors } from './method.js';
+import { FederatedClient, InMemoryStore, type ClientSettings, type EvaluateReply, type FitReply } from './client.js';
+import { classTextFeatures } from './evaluation.js';
+import type { PromptCompute } from './local-training.js';
+import type { Choice, Method, Tensors } from './method.js';
 
-/** Everything a client needs besides its job: serialisable, so a worker can rebuild it. */
-export interface ExecutorSetup {
+/** Everything a host needs to run its clients: serialisable, so a worker can rebuild it. */
+export interface ClientHostSetup<MethodSpec = unknown> {
   readonly modelPath: string;
   readonly tokenizerDir: string;
   /** onnxruntime threads per operator (per worker). */
   readonly threads?: number;
   readonly executionProviders?: readonly string[];
-  readonly methodId: MethodId;
-  readonly methodOptions: MethodOptions;
+  /** What the host's method factory builds the method from (e.g. its id and options). */
+  readonly method: MethodSpec;
   /** The prompt layout, the method's own overrides already applied. */
   readonly prompt: PromptOptions;
   readonly classnames: readonly string[];
-  readonly federation: FederationSetup;
-  readonly localEpochs: number;
-  readonly batchSize: number;
-  readonly sgd: SgdOptions;
-  /** Epochs of the whole run, for the learning-rate schedule. */
-  readonly scheduleEpochs: number;
-  readonly seed: number;
-  readonly scoring: Scoring;
+  readonly settings: ClientSettings;
+  /** The clients this host runs, and only those. */
   readonly clients: readonly ClientData[];
 }
+
+export type MethodFactory<MethodSpec = unknown> = (spec: MethodSpec) => Method;
 
 export interface FitJob {
   /** 'fit': a round's local training; 'finish': the method's last local step after the rounds. */
@@ -51,35 +48,23 @@ export interface FitJob {
   /** 1-based; finish jobs carry rounds + 1. */
   readonly round: number;
   readonly download: Tensors;
-  readonly personal?: Tensors;
-}
-
-export interface FitJobResult {
-  readonly client: number;
-  readonly upload: Tensors;
-  readonly personal: Tensors;
-  readonly loss: number;
-  readonly steps: number;
 }
 
 export interface EvalJob {
   readonly client: number;
   readonly split: 'test' | 'val';
-  readonly context: Float32Array;
-  /** Memory settings to score with (several: one accuracy each); none: CLIP's logits alone. */
-  readonly memories: readonly MemoryOptions[];
+  readonly download: Tensors;
+  /** Choices to score (one accuracy each); absent: the method's own prediction. */
+  readonly choices?: readonly Choice[];
 }
 
-export interface EvalJobResult {
-  readonly client: number;
-  /** One accuracy per memory setting, or one without memory. */
-  readonly accuracies: readonly number[];
-  readonly count: number;
-}
+/** A finish job's reply has nothing to upload. */
+export type FitJobReply = FitReply | { readonly client: number; readonly finished: true };
 
+/** The server's view of the clients: it sends jobs, it gets replies (or a job's error). */
 export interface ClientExecutor {
-  fit(jobs: readonly FitJob[]): Promise<FitJobResult[]>;
-  evaluate(jobs: readonly EvalJob[]): Promise<EvalJobResult[]>;
+  fit(job: FitJob): Promise<FitJobReply>;
+  evaluate(job: EvalJob): Promise<EvaluateReply>;
   close(): Promise<void>;
 }
 
@@ -104,123 +89,88 @@ export function sharedTokenizer(dir: string): Promise<ClipTokenizer> {
   return t;
 }
 
-/** Runs jobs in this thread. */
-export class InProcessExecutor implements ClientExecutor {
-  private readonly method: Method;
-  /** Normalised class text features of the last few contexts evaluated (the global prompt is shared by every client). */
-  private readonly texts = new Map<string, Float32Array>();
-
-  private constructor(private readonly setup: ExecutorSetup, private readonly compute: PromptCompute) {
-    this.method = createMethod(setup.methodId, setup.methodOptions);
-  }
-
-  static async create(setup: ExecutorSetup): Promise<InProcessExecutor> {
-    const [model, tokenizer] = await Promise.all([sharedModel(setup.modelPath, setup), sharedTokenizer(setup.tokenizerDir)]);
-    return new InProcessExecutor(setup, { model, prompt: new CoopPrompt(model, tokenizer, setup.classnames, setup.prompt) });
-  }
-
-  private client(id: number): ClientData {
-    const data = this.setup.clients[id];
-    if (!data) throw new Error(`no client ${id} (the run has ${this.setup.clients.length})`);
-    return data;
-  }
-
-  private runtime(job: FitJob): ClientRuntime {
-    const { setup, compute, method } = this;
-    const data = this.client(job.client);
-    const memoryOptions = method.memoryOptions;
-    return {
-      setup: setup.federation,
-      data,
-      round: job.round,
-      memory: () => {
-        if (!memoryOptions) throw new Error(`${method.label} has no visual memory`);
-        return VisualMemory.build(data.train[0], setup.classnames.length, memoryOptions);
-      },
-      train: (start, options = {}) => {
-        const epochs = options.epochs ?? setup.localEpochs;
-        // A round's epochs follow the run's schedule; a finishing step (fine-tuning) has a schedule of its own.
-        const first = job.kind === 'fit' ? (job.round - 1) * setup.localEpochs : 0;
-        const total = job.kind === 'fit' ? setup.scheduleEpochs : epochs;
-        const learningRates = Array.from({ length: epochs }, (_, e) => learningRate(setup.sgd, first + e, total));
-        return trainLocally(compute, data, start, {
-          epochs,
-          batchSize: setup.batchSize,
-          sgd: setup.sgd,
-          learningRates,
-          seed: SeededRandom.forName(setup.seed, `${job.kind}/round${job.round}/client${job.client}`).nextUint32(),
-          penalty: options.penalty,
-          memory: options.memory && memoryOptions ? VisualMemory.build(data.train[0], setup.classnames.length, memoryOptions) : undefined,
-        });
-      },
-    };
-  }
-
-  async fit(jobs: readonly FitJob[]): Promise<FitJobResult[]> {
-    const out: FitJobResult[] = [];
-    for (const job of jobs) {
-      const runtime = this.runtime(job);
-      if (job.kind === 'finish') {
-        if (!this.method.finish) throw new Error(`${this.method.label} has no finishing step`);
-        const personal = await this.method.finish(runtime, job.download, job.personal);
-        out.push({ client: job.client, upload: {}, personal, loss: NaN, steps: 0 });
-      } else {
-        const result = await this.method.fit(runtime, job.download, job.personal);
-        out.push({ client: job.client, ...result });
-      }
-    }
-    return out;
-  }
-
-  private async textFeatures(context: Float32Array): Promise<Float32Array> {
+/** Normalised class text features of the last few contexts scored, shared by the clients of one host (the global prompt is the same for all). */
+export function textFeatureCache(compute: PromptCompute, size = 16): (context: Float32Array) => Promise<Float32Array> {
+  const texts = new Map<string, Promise<Float32Array>>();
+  return (context) => {
     const key = createHash('sha1').update(new Uint8Array(context.buffer, context.byteOffset, context.byteLength)).digest('hex');
-    let texts = this.texts.get(key);
-    if (!texts) {
-      texts = await classTextFeatures(this.compute, context);
-      if (this.texts.size >= 16) this.texts.delete(this.texts.keys().next().value!);
-      this.texts.set(key, texts);
+    let t = texts.get(key);
+    if (!t) {
+      t = classTextFeatures(compute, context);
+      t.catch(() => texts.delete(key));
+      if (texts.size >= size) texts.delete(texts.keys().next().value!);
+      texts.set(key, t);
     }
-    return texts;
+    return t;
+  };
+}
+
+/** Runs its clients in this thread, one job at a time. */
+export class InProcessExecutor implements ClientExecutor {
+  private readonly clients = new Map<number, FederatedClient>();
+  private queue: Promise<unknown> = Promise.resolve();
+
+  private constructor(method: Method, compute: PromptCompute, setup: ClientHostSetup) {
+    const texts = textFeatureCache(compute);
+    for (const data of setup.clients) this.clients.set(data.id, new FederatedClient(method, compute, setup.settings, data, new InMemoryStore(), texts));
   }
 
-  async evaluate(jobs: readonly EvalJob[]): Promise<EvalJobResult[]> {
-    const out: EvalJobResult[] = [];
-    const scale = this.compute.model.logitScale;
-    for (const job of jobs) {
-      const data = this.client(job.client);
-      const set = data[job.split];
-      const texts = await this.textFeatures(job.context);
-      const score = (memory?: VisualMemory): number => accuracy(predictLogits(set, texts, scale, memory), set.labels, this.setup.scoring, data.classes);
-      const accuracies = job.memories.length === 0 ? [score()]
-        : job.memories.map((m) => score(VisualMemory.build(data.train[0], this.setup.classnames.length, m)));
-      out.push({ client: job.client, accuracies, count: set.count });
-    }
-    return out;
+  static async create(setup: ClientHostSetup, method: Method): Promise<InProcessExecutor> {
+    const [model, tokenizer] = await Promise.all([sharedModel(setup.modelPath, setup), sharedTokenizer(setup.tokenizerDir)]);
+    return new InProcessExecutor(method, { model, prompt: new CoopPrompt(model, tokenizer, setup.classnames, setup.prompt) }, setup);
+  }
+
+  private client(id: number): FederatedClient {
+    const client = this.clients.get(id);
+    if (!client) throw new Error(`client ${id} is not hosted here (this host runs ${[...this.clients.keys()].join(', ') || 'none'})`);
+    return client;
+  }
+
+  /** One job after another: jobs of one thread would only contend for its cores. */
+  private serial<T>(work: () => Promise<T>): Promise<T> {
+    const next = this.queue.then(work, work);
+    this.queue = next.catch(() => {});
+    return next;
+  }
+
+  fit(job: FitJob): Promise<FitJobReply> {
+    return this.serial(async () => {
+      const client = this.client(job.client);
+      if (job.kind === 'finish') {
+        await client.finish(job.round, job.download);
+        return { client: job.client, finished: true as const };
+      }
+      return client.fit(job.round, job.download);
+    });
+  }
+
+  evaluate(job: EvalJob): Promise<EvaluateReply> {
+    return this.serial(() => this.client(job.client).evaluate(job.split, job.download, job.choices));
   }
 
   async close(): Promise<void> {
-    this.texts.clear();
+    this.clients.clear();
   }
 }
 
 // ---------------------------------------------------------------- worker threads
 
 type Request =
-  | { id: number; kind: 'setup'; run: number; setup: ExecutorSetup }
+  | { id: number; kind: 'setup'; run: number; setup: ClientHostSetup }
   | { id: number; kind: 'release'; run: number }
-  | { id: number; kind: 'fit'; run: number; jobs: readonly FitJob[] }
-  | { id: number; kind: 'evaluate'; run: number; jobs: readonly EvalJob[] };
+  | { id: number; kind: 'fit'; run: number; job: FitJob }
+  | { id: number; kind: 'evaluate'; run: number; job: EvalJob };
 type Reply = { id: number; result?: unknown; error?: string };
 type Message = Request extends infer R ? (R extends Request ? Omit<R, 'id'> : never) : never;
 
-/** A marker in workerData: this module, started as a worker, serves a pool. */
+/** A marker in workerData: the entry module, started as a worker, serves a pool. */
 const POOL_WORKER = 'pfedprompt-client-pool';
 
 /**
- * Worker threads that run clients, each with 1/workers of the cores. The pool
- * outlives a run: each run sends its setup once, and a worker keeps the
- * loaded model between runs, so many small runs do not pay for threads and
- * sessions again.
+ * Worker threads that host clients, each with 1/workers of the cores. Client
+ * k of a run lives on worker k mod workers: only that worker ever receives its
+ * features or holds its personal state. The pool outlives a run: each run
+ * sends its setup once, and a worker keeps the loaded model between runs.
  */
 export class WorkerPool {
   private next = 0;
@@ -243,17 +193,18 @@ export class WorkerPool {
     }
   }
 
-  static create(workers: number): WorkerPool {
+  /** `entry`: a module that calls serveClientWorker with its method factory. */
+  static create(workers: number, entry: URL): WorkerPool {
     if (!Number.isInteger(workers) || workers < 1) throw new Error(`workers must be a positive integer, got ${workers}`);
     const threads = Math.max(1, Math.floor(os.availableParallelism() / workers));
-    return new WorkerPool(Array.from({ length: workers }, () => new Worker(new URL(import.meta.url), { workerData: { role: POOL_WORKER, threads } })));
+    return new WorkerPool(Array.from({ length: workers }, () => new Worker(entry, { workerData: { role: POOL_WORKER, threads } })));
   }
 
   get size(): number {
     return this.workers.length;
   }
 
-  request<T>(worker: Worker, message: Message): Promise<T> {
+  private request<T>(worker: Worker, message: Message): Promise<T> {
     const id = this.next++;
     return new Promise<T>((resolve, reject) => {
       this.pending.set(id, { resolve: resolve as (v: unknown) => void, reject });
@@ -261,26 +212,24 @@ export class WorkerPool {
     });
   }
 
-  /** An executor for one run on this pool's threads (each worker builds the run's prompt and memory once). */
-  async executor(setup: ExecutorSetup): Promise<ClientExecutor> {
+  /** An executor for one run: each worker receives the setup with its own clients' data only. */
+  async executor(setup: ClientHostSetup): Promise<ClientExecutor> {
     const run = this.runs++;
-    await Promise.all(this.workers.map((w) => this.request(w, { kind: 'setup', run, setup })));
-    const spread = async <J, R>(kind: 'fit' | 'evaluate', jobs: readonly J[]): Promise<R[]> => {
-      // Jobs go one at a time to whichever worker is free; results come back in job order.
-      const results = new Array<R>(jobs.length);
-      let cursor = 0;
-      await Promise.all(this.workers.map(async (worker) => {
-        while (cursor < jobs.length) {
-          const index = cursor++;
-          const [result] = await this.request<R[]>(worker, { kind, run, jobs: [jobs[index]] } as Message);
-          results[index] = result;
-        }
-      }));
-      return results;
+    const W = this.workers.length;
+    const owner = new Map(setup.clients.map((c, i) => [c.id, i % W]));
+    await Promise.all(this.workers.map((w, k) => this.request(w, { kind: 'setup', run, setup: { ...setup, clients: setup.clients.filter((_, i) => i % W === k) } })));
+    // One job in flight per worker, as a worker's clients share its cores.
+    const queues = this.workers.map(() => Promise.resolve() as Promise<unknown>);
+    const send = <T>(client: number, message: Message): Promise<T> => {
+      const k = owner.get(client);
+      if (k === undefined) return Promise.reject(new Error(`no client ${client} in this run`));
+      const done = queues[k].then(() => this.request<T>(this.workers[k], message));
+      queues[k] = done.catch(() => {});
+      return done;
     };
     return {
-      fit: (jobs) => spread('fit', jobs),
-      evaluate: (jobs) => spread('evaluate', jobs),
+      fit: (job) => send(job.client, { kind: 'fit', run, job }),
+      evaluate: (job) => send(job.client, { kind: 'evaluate', run, job }),
       close: async () => {
         await Promise.all(this.workers.map((w) => this.request(w, { kind: 'release', run })));
       },
@@ -292,16 +241,20 @@ export class WorkerPool {
   }
 }
 
-/** Runs in this thread for one worker, else on `pool` (or a pool of `workers` threads made for this run and closed with it). */
-export async function createExecutor(setup: ExecutorSetup, workers: number, pool?: WorkerPool): Promise<ClientExecutor> {
-  if (pool) return pool.executor(setup);
-  if (workers <= 1) return InProcessExecutor.create(setup);
-  const own = WorkerPool.create(workers);
+/** Runs in this thread for one worker, else on `pool` (or a pool of `workers` threads on `entry`, made for this run and closed with it). */
+export async function createExecutor(
+  setup: ClientHostSetup, methodFactory: MethodFactory, options: { workers: number; pool?: WorkerPool; entry?: URL },
+): Promise<ClientExecutor> {
+  if (options.pool) return options.pool.executor(setup);
+  if (options.workers <= 1 || !options.entry) return InProcessExecutor.create(setup, methodFactory(setup.method));
+  const own = WorkerPool.create(options.workers, options.entry);
   const executor = await own.executor(setup);
   return { ...executor, close: async () => { await executor.close(); await own.close(); } };
 }
 
-if (!isMainThread && parentPort && (workerData as { role?: string } | undefined)?.role === POOL_WORKER) {
+/** The worker side of a pool; call it from the pool's entry module. Does nothing outside a pool worker. */
+export function serveClientWorker(methodFactory: MethodFactory): void {
+  if (isMainThread || !parentPort || (workerData as { role?: string } | undefined)?.role !== POOL_WORKER) return;
   const port = parentPort;
   const { threads } = workerData as { threads: number };
   const runs = new Map<number, Promise<InProcessExecutor>>();
@@ -309,7 +262,7 @@ if (!isMainThread && parentPort && (workerData as { role?: string } | undefined)
     try {
       let result: unknown = null;
       if (request.kind === 'setup') {
-        const executor = InProcessExecutor.create({ ...request.setup, threads: request.setup.threads ?? threads });
+        const executor = InProcessExecutor.create({ ...request.setup, threads: request.setup.threads ?? threads }, methodFactory(request.setup.method));
         runs.set(request.run, executor);
         await executor;
       } else if (request.kind === 'release') {
@@ -318,7 +271,7 @@ if (!isMainThread && parentPort && (workerData as { role?: string } | undefined)
       } else {
         const executor = runs.get(request.run);
         if (!executor) throw new Error(`worker: no run ${request.run}`);
-        result = request.kind === 'fit' ? await (await executor).fit(request.jobs) : await (await executor).evaluate(request.jobs);
+        result = request.kind === 'fit' ? await (await executor).fit(request.job) : await (await executor).evaluate(request.job);
       }
       port.postMessage({ id: request.id, result } satisfies Reply);
     } catch (error) {

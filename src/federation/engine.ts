@@ -1,25 +1,40 @@
-// The federation, simulated: rounds of download → local training → upload →
-// aggregation, then evaluation of every client. The engine is the privacy
-// boundary: a client's personal state lives only in the engine's client
-// store, never in what the server functions see, and an upload that is not
-// exactly what the method declared (names, sizes, finite values) stops the
-// run with an error naming the client and the tensor. Bytes are counted on
-// what actually crosses, each way, each round.
+// The server side of a federation: rounds of download → local training →
+// upload → aggregation, then evaluation of every client. It runs the server
+// half of a method and talks to clients only through a ClientExecutor: it
+// sends what the method says each client is sent and receives uploads and
+// scores, never a client's personal state or data. An upload that is not
+// exactly what the method declared (names, sizes, finite values) is refused
+// and its client left out of the round, like a client that fails or times
+// out; the run goes on while at least `minClients` reply. Bytes are counted
+// on what actually crosses, each way, each round.
 
 import { SeededRandom } from '../clip/random.js';
-import type { MemoryOptions } from '../methods/visual-memory.js';
-import type { ClientData } from './client-data.js';
-import type { ClientExecutor, EvalJob, FitJobResult } from './client-executor.js';
-import type { ClientUpload, FederationSetup, Method, Tensors } from './method.js';
+import type { EvaluateReply } from './client.js';
+import type { ClientExecutor, FitJob, FitJobReply } from './client-executor.js';
+import type { Choice, ClientUpload, FederationSetup, Method, Tensors } from './method.js';
 
 export interface FederationOptions {
   /** Fraction of clients training each round (at least one). */
   readonly participation: number;
   readonly seed: number;
-  /** α and β pairs for the visual memory, chosen on each client's validation images after training; empty: the method's own. */
-  readonly memoryGrid: readonly { readonly alpha: number; readonly beta: number }[];
+  /** Choices the clients score on their validation images after training, when the method has any (pFedPrompt's α and β); empty: the method's own. */
+  readonly choices: readonly Choice[];
   /** Evaluate every client on its test images after every round (the per-round curves). */
   readonly evaluateEachRound: boolean;
+  /** Fewest clients whose replies a round (or an evaluation) needs; fewer stops the run. Default 1. */
+  readonly minClients?: number;
+  /** A client that has not replied after this many seconds is left out of that step. Default: no limit. */
+  readonly timeoutSeconds?: number;
+  /** Told of every client left out, as it happens. */
+  readonly onFailure?: (failure: ClientFailure) => void;
+}
+
+export interface ClientFailure {
+  readonly client: number;
+  /** 'fit', 'finish', 'evaluate' or 'select', and the round for fits. */
+  readonly stage: string;
+  readonly round?: number;
+  readonly reason: string;
 }
 
 export interface RoundRecord {
@@ -28,33 +43,39 @@ export interface RoundRecord {
   /** Mean over clients of test accuracy after this round (when evaluated). */
   readonly meanAccuracy?: number;
   readonly clientAccuracies?: readonly number[];
-  /** Mean local training loss of the participants. */
+  /** Mean local training loss of the participants that replied. */
   readonly trainLoss: number;
   readonly bytesUp: number;
   readonly bytesDown: number;
   readonly seconds: number;
+  /** Clients left out of this round, and why. */
+  readonly failures: readonly ClientFailure[];
   /** Where the round's time went: clients' local training, the server's aggregation, evaluating every client. */
   readonly stageSeconds: { readonly training: number; readonly aggregation: number; readonly evaluation: number };
 }
 
-export interface MemorySelection {
+export interface Selection {
   /** Each candidate with the mean validation accuracy over clients. */
-  readonly candidates: readonly { readonly alpha: number; readonly beta: number; readonly valAccuracy: number }[];
-  readonly chosen: { readonly alpha: number; readonly beta: number };
+  readonly candidates: readonly (Choice & { readonly valAccuracy: number })[];
+  readonly chosen: Choice;
   readonly how: string;
 }
 
 export interface FederationResult {
-  readonly clients: readonly { readonly id: number; readonly accuracy: number; readonly testCount: number; readonly classes: readonly number[] }[];
+  /** Every client that replied to the final evaluation. */
+  readonly clients: readonly { readonly id: number; readonly accuracy: number; readonly testCount: number }[];
   readonly rounds: readonly RoundRecord[];
-  readonly memorySelection?: MemorySelection;
+  /** What the clients' validation scores chose, for methods with choices to make. */
+  readonly selection?: Selection;
+  /** Every client left out of any step, rounds included. */
+  readonly failures: readonly ClientFailure[];
 }
 
 const bytesOf = (tensors: Tensors): number => Object.values(tensors).reduce((sum, t) => sum + t.byteLength, 0);
 
 /** Checks an upload against the method's declaration; anything else is an error naming the client. */
 export function checkUpload(method: Method, setup: FederationSetup, client: number, upload: Tensors): void {
-  const spec = method.uploadSpec(setup);
+  const spec = method.server.uploadSpec(setup);
   const declared = Object.keys(spec);
   for (const name of Object.keys(upload)) {
     if (!(name in spec)) throw new Error(`client ${client} tried to upload "${name}", which ${method.label} does not declare (it uploads: ${declared.join(', ') || 'nothing'})`);
@@ -81,105 +102,135 @@ export function participants(clients: number, fraction: number, seed: number, ro
   return all.slice(0, take).sort((a, b) => a - b);
 }
 
+type Settled<T> = { readonly client: number; readonly value: T } | { readonly client: number; readonly error: string };
+
 export async function runFederation(
   method: Method,
   setup: FederationSetup,
-  clients: readonly ClientData[],
   executor: ClientExecutor,
   options: FederationOptions,
   onRound?: (record: RoundRecord) => void,
 ): Promise<FederationResult> {
-  const personal = new Map<number, Tensors>(); // the client store: only ever handed back to its own client
-  let server = method.initialServer(setup);
+  const { server: half } = method;
+  const minClients = options.minClients ?? 1;
+  const ids = Array.from({ length: setup.clients }, (_, i) => i);
+  const failures: ClientFailure[] = [];
+  let server = half.initialState(setup);
   const rounds: RoundRecord[] = [];
-  const ids = clients.map((c) => c.id);
-  const predictorOf = (client: number) => method.predictor(method.download(server, client, setup), personal.get(client), setup);
-  const memories = (chosen?: MemoryOptions): MemoryOptions[] => (method.memoryOptions ? [chosen ?? method.memoryOptions] : []);
 
-  const testAccuracies = async (memory?: MemoryOptions): Promise<number[]> => {
-    const jobs: EvalJob[] = ids.map((client) => {
-      const p = predictorOf(client);
-      return { client, split: 'test', context: p.context, memories: p.memory ? memories(memory) : [] };
-    });
-    return (await executor.evaluate(jobs)).map((r) => r.accuracies[0]);
+  /** Sends one job per client, waits for each reply up to the timeout, and keeps who failed and why. */
+  const ask = async <T>(clients: readonly number[], stage: string, send: (client: number) => Promise<T>, round?: number) => {
+    const settled = await Promise.all(clients.map((client) => withTimeout(send(client), options.timeoutSeconds).then(
+      (value): Settled<T> => ({ client, value }),
+      (error: unknown): Settled<T> => ({ client, error: error instanceof Error ? error.message : String(error) }),
+    )));
+    const replies: { client: number; value: T }[] = [];
+    const failed: ClientFailure[] = [];
+    for (const s of settled) {
+      if ('error' in s) failed.push({ client: s.client, stage, ...(round !== undefined ? { round } : {}), reason: s.error });
+      else replies.push(s);
+    }
+    return { replies, failed };
+  };
+  const leaveOut = (failed: readonly ClientFailure[], replied: number, stage: string): void => {
+    for (const f of failed) {
+      failures.push(f);
+      options.onFailure?.(f);
+    }
+    if (replied < minClients) {
+      const reasons = failed.map((f) => `client ${f.client}: ${f.reason}`).join('; ');
+      throw new Error(`${stage}: ${replied} client(s) replied, fewer than federation.minClients = ${minClients}${reasons ? ` (${reasons})` : ''}`);
+    }
+  };
+  const evaluateAll = async (stage: string, choices?: readonly Choice[], split: 'test' | 'val' = 'test') => {
+    const { replies, failed } = await ask<EvaluateReply>(ids, stage, (client) => executor.evaluate({ client, split, download: half.download(server, client, setup), choices }));
+    leaveOut(failed, replies.length, stage);
+    return replies.map((r) => r.value);
   };
 
   if (method.trainsPrompt) {
+    const communicates = Object.keys(half.uploadSpec(setup)).length > 0;
     for (let round = 1; round <= setup.rounds; round++) {
       const started = performance.now();
       const chosen = participants(setup.clients, options.participation, options.seed, round);
-      const downloads = chosen.map((client) => method.download(server, client, setup));
-      const results: FitJobResult[] = await executor.fit(chosen.map((client, i) => ({
-        kind: 'fit', client, round, download: downloads[i], personal: personal.get(client),
-      })));
-      const uploads: ClientUpload[] = results.map((r) => {
-        checkUpload(method, setup, r.client, r.upload);
-        personal.set(r.client, r.personal);
-        return { client: r.client, samples: clients[r.client].train[0].count, tensors: r.upload };
-      });
+      const downloads = new Map(chosen.map((client) => [client, half.download(server, client, setup)]));
+      const { replies, failed } = await ask<FitJobReply>(chosen, 'fit', (client) => executor.fit({ kind: 'fit', client, round, download: downloads.get(client)! }), round);
+      const uploads: ClientUpload[] = [];
+      const losses: number[] = [];
+      for (const { client, value } of replies) {
+        try {
+          if (!('upload' in value)) throw new Error('replied to a round without an upload');
+          checkUpload(method, setup, client, value.upload);
+          uploads.push({ client, samples: value.samples, tensors: value.upload });
+          losses.push(value.loss);
+        } catch (error) {
+          failed.push({ client, stage: 'fit', round, reason: (error as Error).message });
+        }
+      }
+      leaveOut(failed, uploads.length, `round ${round}`);
       const trained = performance.now();
-      const communicates = Object.keys(method.uploadSpec(setup)).length > 0;
-      if (communicates) server = method.aggregate(server, uploads, setup);
+      if (communicates) server = half.aggregate(server, uploads, setup);
       const aggregated = performance.now();
-      const clientAccuracies = options.evaluateEachRound ? await testAccuracies() : undefined;
-      const evaluated = performance.now();
+      const evaluated = options.evaluateEachRound ? await evaluateAll('evaluate') : undefined;
+      const clientAccuracies = evaluated?.map((r) => r.accuracies[0]);
+      const done = performance.now();
       const record: RoundRecord = {
         round,
         participants: chosen,
         meanAccuracy: clientAccuracies && mean(clientAccuracies),
         clientAccuracies,
-        trainLoss: mean(results.map((r) => r.loss)),
+        trainLoss: mean(losses),
         bytesUp: uploads.reduce((sum, u) => sum + bytesOf(u.tensors), 0),
-        bytesDown: communicates ? downloads.reduce((sum, d) => sum + bytesOf(d), 0) : 0,
-        seconds: (evaluated - started) / 1000,
-        stageSeconds: { training: (trained - started) / 1000, aggregation: (aggregated - trained) / 1000, evaluation: (evaluated - aggregated) / 1000 },
+        bytesDown: communicates ? [...downloads.values()].reduce((sum, d) => sum + bytesOf(d), 0) : 0,
+        seconds: (done - started) / 1000,
+        failures: failed,
+        stageSeconds: { training: (trained - started) / 1000, aggregation: (aggregated - trained) / 1000, evaluation: (done - aggregated) / 1000 },
       };
       rounds.push(record);
       onRound?.(record);
     }
   }
 
-  if (method.finish) {
-    const results = await executor.fit(ids.map((client) => ({
-      kind: 'finish', client, round: setup.rounds + 1, download: method.download(server, client, setup), personal: personal.get(client),
-    })));
-    for (const r of results) personal.set(r.client, r.personal);
+  if (method.client.finish) {
+    const { replies, failed } = await ask(ids, 'finish', (client) => executor.fit({ kind: 'finish', client, round: setup.rounds + 1, download: half.download(server, client, setup) } satisfies FitJob));
+    leaveOut(failed, replies.length, 'finish');
   }
 
-  let memorySelection: MemorySelection | undefined;
-  let chosenMemory: MemoryOptions | undefined;
-  if (method.memoryOptions && options.memoryGrid.length > 0) {
-    memorySelection = await selectMemory(method.memoryOptions, options.memoryGrid, ids, predictorOf, executor);
-    chosenMemory = { ...method.memoryOptions, ...memorySelection.chosen };
+  let selection: Selection | undefined;
+  if (method.choosesOnValidation && options.choices.length > 0) {
+    selection = select(options.choices, await evaluateAll('select', options.choices, 'val'));
   }
-  const final = await testAccuracies(chosenMemory);
+  const final = await evaluateAll('evaluate', selection && [selection.chosen]);
   return {
-    clients: clients.map((c, i) => ({ id: c.id, accuracy: final[i], testCount: c.test.count, classes: c.classes })),
+    clients: final.map((r) => ({ id: r.client, accuracy: r.accuracies[0], testCount: r.count })),
     rounds,
-    memorySelection,
+    selection,
+    failures,
   };
 }
 
-/** α and β with the best mean accuracy over clients on their validation images (never their test images). */
-async function selectMemory(
-  base: MemoryOptions,
-  grid: FederationOptions['memoryGrid'],
-  ids: readonly number[],
-  predictorOf: (client: number) => { context: Float32Array },
-  executor: ClientExecutor,
-): Promise<MemorySelection> {
-  const candidates = grid.map((g) => ({ ...base, alpha: g.alpha, beta: g.beta }));
-  const results = await executor.evaluate(ids.map((client) => ({ client, split: 'val', context: predictorOf(client).context, memories: candidates })));
-  const scored = grid.map((g, k) => ({ alpha: g.alpha, beta: g.beta, valAccuracy: mean(results.map((r) => r.accuracies[k]).filter((a) => !Number.isNaN(a))) }));
+/** The choice with the best mean accuracy over clients on their validation images (never their test images). */
+function select(choices: readonly Choice[], replies: readonly EvaluateReply[]): Selection {
+  const scored = choices.map((choice, k) => ({ ...choice, valAccuracy: mean(replies.map((r) => r.accuracies[k]).filter((a) => !Number.isNaN(a))) }));
   if (scored.every((s) => Number.isNaN(s.valAccuracy))) {
-    return { candidates: scored, chosen: { alpha: base.alpha, beta: base.beta }, how: 'no client has validation images: the configured α and β were kept' };
+    return { candidates: scored, chosen: {}, how: 'no client has validation images: the configured values were kept' };
   }
-  const best = scored.reduce((a, b) => (b.valAccuracy > a.valAccuracy || Number.isNaN(a.valAccuracy) ? b : a));
+  let best = 0;
+  scored.forEach((s, k) => { if (s.valAccuracy > scored[best].valAccuracy || Number.isNaN(scored[best].valAccuracy)) best = k; });
   return {
     candidates: scored,
-    chosen: { alpha: best.alpha, beta: best.beta },
-    how: `grid of ${grid.length} (α, β) pairs scored by mean accuracy over clients on their validation images after training; the first best kept`,
+    chosen: choices[best],
+    how: `grid of ${choices.length} choices scored by mean accuracy over clients on their validation images after training; the first best kept`,
   };
+}
+
+function withTimeout<T>(work: Promise<T>, seconds: number | undefined): Promise<T> {
+  if (seconds === undefined) return work;
+  let timer: NodeJS.Timeout | undefined;
+  const timeout = new Promise<never>((_, reject) => {
+    timer = setTimeout(() => reject(new Error(`no reply within ${seconds} s`)), seconds * 1000);
+  });
+  return Promise.race([work, timeout]).finally(() => clearTimeout(timer));
 }
 
 export function mean(values: readonly number[]): number {

@@ -5,9 +5,9 @@
 // labels as such.
 
 import { normalizeRows } from '../clip/similarity.js';
-import type { VisualMemory } from '../methods/visual-memory.js';
 import type { FeatureSet } from './client-data.js';
 import type { PromptCompute } from './local-training.js';
+import type { PersonalLogits } from './method.js';
 
 export type Scoring = 'all-classes' | 'client-classes';
 export const SCORINGS: readonly Scoring[] = ['all-classes', 'client-classes'];
@@ -18,12 +18,12 @@ export async function classTextFeatures(compute: PromptCompute, context: Float32
   return normalizeRows(embeds);
 }
 
-/** exp(logit_scale) · cos(f(x), w_c) for every image of `set` [n, C], plus the memory's personal logits. */
-export function predictLogits(set: FeatureSet, texts: Float32Array, logitScale: number, memory?: VisualMemory): Float32Array {
+/** exp(logit_scale) · cos(f(x), w_c) for every image of `set` [n, C], plus the client's personal logits. */
+export function predictLogits(set: FeatureSet, texts: Float32Array, logitScale: number, personal?: PersonalLogits): Float32Array {
   const E = set.embedDim;
   const C = texts.length / E;
   const images = normalizeRows({ shape: [set.count, E], data: set.embeds });
-  const logits = memory ? memory.logits(set) : new Float32Array(set.count * C);
+  const logits = personal ? personal.logits(set) : new Float32Array(set.count * C);
   for (let i = 0; i < set.count; i++) {
     for (let c = 0; c < C; c++) {
       let dot = 0;

@@ -1,14 +1,14 @@
 // The one training loop every prompt method shares: a client's local epochs
 // of SGD on its prompt context, through the frozen text tower, on cached image
 // features. A method changes only what it passes in — where the context
-// starts, a penalty pulling it somewhere, the visual memory's logits.
+// starts, a penalty pulling it somewhere, personal logits (the visual memory's).
 
 import type { ClipModel } from '../clip/model.js';
 import { SeededRandom } from '../clip/random.js';
 import type { CoopPrompt } from '../prompt/coop-prompt.js';
 import { Sgd, type SgdOptions } from '../prompt/sgd.js';
-import type { VisualMemory } from '../methods/visual-memory.js';
 import { selectRows, type ClientData } from './client-data.js';
+import type { PersonalLogits } from './method.js';
 
 /** The frozen model and the prompt layout a client computes with. */
 export interface PromptCompute {
@@ -32,7 +32,7 @@ export interface LocalTrainingOptions {
   readonly seed: number;
   readonly penalty?: Penalty;
   /** Personal logits added to CLIP's during training (pFedPrompt's memory, when used in training). */
-  readonly memory?: VisualMemory;
+  readonly personal?: PersonalLogits;
 }
 
 export interface LocalTrainingResult {
@@ -65,7 +65,7 @@ export async function trainLocally(compute: PromptCompute, data: ClientData, sta
       const B = rows.length;
       const targets = new Float32Array(B * C);
       batch.labels.forEach((label, i) => (targets[i * C + label] = 1 / B));
-      const bias = options.memory?.logits(view, rows);
+      const bias = options.personal?.logits(view, rows);
       const result = await model.promptLoss(prompt.textBatch(context), batch.embeds, { shape: [B, C], data: targets },
         bias && { shape: [B, C], data: bias });
       const grad = prompt.contextGradient(result.prefixGrad.data, result.suffixGrad.data);

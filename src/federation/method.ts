@@ -1,16 +1,21 @@
-// What a federated prompt-learning method is, as the engine sees it: a value
-// plugged into one engine (Flower's strategies are the model). A method says
-// what it trains, what a client uploads and what stays on the client; the
-// engine holds each client's personal state where the server never reads it,
-// and lets nothing leave a client but the tensors the method declares.
+// What a federated prompt-learning method is: two halves that can live on
+// different machines, as Flower's ServerApp and ClientApp do. The server half
+// says what each client is sent, what a client may upload and how uploads
+// combine; the client half says what a client does with what it was sent and
+// its own personal state, which only the client ever holds. The engine
+// (engine.ts) runs the server half; a client host (client.ts, a worker
+// thread, a Flower node) runs the client half. Neither knows which method it
+// runs beyond this interface.
 
 import type { PromptOptions } from '../prompt/coop-prompt.js';
-import type { MemoryOptions, VisualMemory } from '../methods/visual-memory.js';
-import type { ClientData } from './client-data.js';
+import type { ClientData, FeatureSet } from './client-data.js';
 import type { LocalTrainingResult, Penalty } from './local-training.js';
 
 /** Named float tensors: a message between server and client, or a client's personal state. */
 export type Tensors = Readonly<Record<string, Float32Array>>;
+
+/** One option a client scores on its validation images (pFedPrompt's α and β); the server keeps the best mean. */
+export type Choice = Readonly<Record<string, number>>;
 
 /** Facts every method may read. */
 export interface FederationSetup {
@@ -26,15 +31,21 @@ export interface FederationSetup {
   readonly initialContext: Float32Array;
 }
 
-/** What a client computes with in its local round. */
+/** Logits a client adds to CLIP's from its own state (pFedPrompt's visual memory). */
+export interface PersonalLogits {
+  /** [rows, classes] for `rows` of `set` (every row when absent). */
+  logits(set: FeatureSet, rows?: ArrayLike<number>): Float32Array;
+}
+
+/** What a client computes with. */
 export interface ClientRuntime {
   readonly setup: FederationSetup;
   readonly data: ClientData;
+  /** Classes of the dataset (the label space every client scores over). */
+  readonly numClasses: number;
   readonly round: number;
   /** Runs the shared training loop from `start` for the run's local epochs (or `epochs`). */
-  train(start: Float32Array, options?: { readonly penalty?: Penalty; readonly memory?: boolean; readonly epochs?: number }): Promise<LocalTrainingResult>;
-  /** The client's visual memory, built from its own shots. */
-  memory(): VisualMemory;
+  train(start: Float32Array, options?: { readonly penalty?: Penalty; readonly personal?: PersonalLogits; readonly epochs?: number }): Promise<LocalTrainingResult>;
 }
 
 export interface FitResult {
@@ -48,16 +59,37 @@ export interface FitResult {
 
 export interface ClientUpload {
   readonly client: number;
-  /** Training images the client holds (FedAvg's weight). */
+  /** Training images the client holds, as it reports them (FedAvg's weight). */
   readonly samples: number;
   readonly tensors: Tensors;
 }
 
-/** How a client predicts at test time. */
+/** How a client predicts: CLIP's logits under `context`, plus its personal logits. */
 export interface Predictor {
   readonly context: Float32Array;
-  /** Whether the client's visual memory adds its personal logits. */
-  readonly memory: boolean;
+  readonly personal?: PersonalLogits;
+}
+
+/** The server half: never sees a client's personal state, only uploads. */
+export interface MethodServer {
+  /** Names and lengths of the tensors a client uploads each round; anything else is refused. Empty: nothing is ever sent. */
+  uploadSpec(setup: FederationSetup): Readonly<Record<string, number>>;
+  /** The server's state before the first round. */
+  initialState(setup: FederationSetup): Tensors;
+  /** What the server sends `client` (for a round, the finishing step and evaluation). */
+  download(server: Tensors, client: number, setup: FederationSetup): Tensors;
+  /** The server's next state from this round's uploads (of the clients that replied). */
+  aggregate(server: Tensors, uploads: readonly ClientUpload[], setup: FederationSetup): Tensors;
+}
+
+/** The client half: runs where the client's images are, with the client's own state. */
+export interface MethodClient {
+  /** A local round. `personal` is what this client kept from its last round (absent the first time). */
+  fit(runtime: ClientRuntime, download: Tensors, personal: Tensors | undefined): Promise<FitResult>;
+  /** After the last round, the client's own last step before testing (PromptFL+FT's fine-tuning); returns its new personal state. */
+  finish?(runtime: ClientRuntime, download: Tensors, personal: Tensors | undefined): Promise<Tensors>;
+  /** How the client predicts from what it was sent and its own state; `choice` is a candidate to score, or the one chosen. */
+  predictor(runtime: ClientRuntime, download: Tensors, personal: Tensors | undefined, choice?: Choice): Predictor;
 }
 
 export interface Method {
@@ -70,23 +102,12 @@ export interface Method {
   readonly staysOnClient: string;
   /** The prompt layout this method uses instead of the run's (zero-shot CLIP's hand prompt). */
   readonly prompt?: Partial<PromptOptions>;
-  /** Memory options, for methods that use the visual memory. */
-  readonly memoryOptions?: MemoryOptions;
   /** Whether clients train at all (zero-shot CLIP and Tip-Adapter do not). */
   readonly trainsPrompt: boolean;
-  /** Names and lengths of the tensors a client uploads each round; the engine refuses anything else. Empty: nothing is ever sent. */
-  uploadSpec(setup: FederationSetup): Readonly<Record<string, number>>;
-  /** The server's state before the first round. */
-  initialServer(setup: FederationSetup): Tensors;
-  /** What the server sends `client` at the start of a round (also what the client predicts with, with its personal state). */
-  download(server: Tensors, client: number, setup: FederationSetup): Tensors;
-  /** A client's local round. `personal` is what it kept from its last round (absent the first time). */
-  fit(runtime: ClientRuntime, download: Tensors, personal: Tensors | undefined): Promise<FitResult>;
-  /** The server's next state from this round's uploads. */
-  aggregate(server: Tensors, uploads: readonly ClientUpload[], setup: FederationSetup): Tensors;
-  predictor(download: Tensors, personal: Tensors | undefined, setup: FederationSetup): Predictor;
-  /** After the last round, a client's own last step before testing (PromptFL+FT's fine-tuning); returns its new personal state. */
-  finish?(runtime: ClientRuntime, download: Tensors, personal: Tensors | undefined): Promise<Tensors>;
+  /** What the clients' validation scores choose, when the method has choices to make (pFedPrompt: the memory's α and β). */
+  readonly choosesOnValidation?: string;
+  readonly server: MethodServer;
+  readonly client: MethodClient;
 }
 
 /** The context a message or state must hold, checked. */

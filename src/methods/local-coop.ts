@@ -6,6 +6,7 @@
 // its context and its images.
 
 import { contextOf, type Method } from '../federation/method.js';
+import { seededStartServer } from './zero-shot.js';
 
 export function localCoop(): Method {
   return {
@@ -15,15 +16,14 @@ export function localCoop(): Method {
     uploads: 'nothing',
     staysOnClient: 'its prompt context and images',
     trainsPrompt: true,
-    uploadSpec: () => ({}),
-    initialServer: (setup) => ({ context: setup.initialContext }),
-    download: (server) => server, // the shared seeded starting point; never updated
-    async fit(runtime, download, personal) {
-      const start = personal?.context ?? download.context;
-      const result = await runtime.train(start);
-      return { upload: {}, personal: { context: result.context }, loss: result.meanLoss, steps: result.steps };
+    server: seededStartServer(), // the shared seeded starting point; never updated
+    client: {
+      async fit(runtime, download, personal) {
+        const start = personal?.context ?? download.context;
+        const result = await runtime.train(start);
+        return { upload: {}, personal: { context: result.context }, loss: result.meanLoss, steps: result.steps };
+      },
+      predictor: (runtime, download, personal) => ({ context: contextOf(personal?.context ? personal : download, 'context', runtime.setup) }),
     },
-    aggregate: (server) => server,
-    predictor: (download, personal, setup) => ({ context: contextOf(personal ?? download, 'context', setup), memory: false }),
   };
 }

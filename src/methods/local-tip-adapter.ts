@@ -6,16 +6,20 @@
 // and its images.
 
 import type { Method } from '../federation/method.js';
-import { DEFAULT_MEMORY, type MemoryOptions } from './visual-memory.js';
+import { DEFAULT_MEMORY, VisualMemory, type MemoryOptions } from './visual-memory.js';
 import { zeroShot } from './zero-shot.js';
 
 export function localTipAdapter(memory: MemoryOptions = DEFAULT_MEMORY): Method {
+  const base = zeroShot();
   return {
-    ...zeroShot(),
+    ...base,
     id: 'local-tip-adapter',
     label: 'local Tip-Adapter',
     staysOnClient: 'its visual memory and its images',
-    memoryOptions: memory,
-    predictor: (download) => ({ context: download.context, memory: true }),
+    choosesOnValidation: "the visual memory's α and β",
+    client: {
+      ...base.client,
+      predictor: (runtime, download, _personal, choice) => ({ context: download.context, personal: VisualMemory.ofClient(runtime, { ...memory, ...choice }) }),
+    },
   };
 }

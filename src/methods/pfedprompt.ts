@@ -7,14 +7,17 @@
 //
 // trained with cross-entropy (the memory's term joins the training loss
 // unless `memory.inTraining` is off; it has no parameters, so only the
-// context learns).
+// context learns). α and β are chosen after training by the clients' mean
+// validation accuracy, each client scoring the candidates with its own memory.
 //
 // Trains: the shared context. Uploads: the context. Stays on the client: its
 // visual memory (keys from its images' features, its labels) and its images.
+// The memory is built inside the client half from the client's own data: the
+// server half has no way to reach it.
 
-import { contextOf, type Method } from '../federation/method.js';
+import type { Method } from '../federation/method.js';
 import { promptFl } from './promptfl.js';
-import { DEFAULT_MEMORY, type MemoryOptions } from './visual-memory.js';
+import { DEFAULT_MEMORY, VisualMemory, type MemoryOptions } from './visual-memory.js';
 
 export interface PFedPromptOptions {
   readonly weighted: boolean;
@@ -24,17 +27,24 @@ export interface PFedPromptOptions {
 export const PFEDPROMPT_DEFAULTS: PFedPromptOptions = { weighted: true, memory: DEFAULT_MEMORY };
 
 export function pFedPrompt(options: PFedPromptOptions = PFEDPROMPT_DEFAULTS): Method {
+  const shared = promptFl({ weighted: options.weighted }); // the shared half is PromptFL's: FedAvg of the context
   return {
-    ...promptFl({ weighted: options.weighted }), // the shared half is PromptFL's: FedAvg of the context
+    ...shared,
     id: 'pfedprompt',
     label: 'pFedPrompt',
     trains: 'one prompt context shared by all clients (the visual memory is built, not trained)',
     staysOnClient: 'its visual memory (features and labels of its own shots) and its images',
-    memoryOptions: options.memory,
-    async fit(runtime, download) {
-      const result = await runtime.train(download.context, { memory: options.memory.inTraining });
-      return { upload: { context: result.context }, personal: {}, loss: result.meanLoss, steps: result.steps };
+    choosesOnValidation: "the visual memory's α and β",
+    client: {
+      async fit(runtime, download) {
+        const memory = options.memory.inTraining ? VisualMemory.ofClient(runtime, options.memory) : undefined;
+        const result = await runtime.train(download.context, { personal: memory });
+        return { upload: { context: result.context }, personal: {}, loss: result.meanLoss, steps: result.steps };
+      },
+      predictor: (runtime, download, personal, choice) => ({
+        ...shared.client.predictor(runtime, download, personal),
+        personal: VisualMemory.ofClient(runtime, { ...options.memory, ...choice }),
+      }),
     },
-    predictor: (download, _personal, setup) => ({ context: contextOf(download, 'context', setup), memory: true }),
   };
 }

@@ -59,24 +59,28 @@ export function promptAmp(options: PromptAmpOptions = PROMPTAMP_DEFAULTS): Metho
     uploads: "the client's context",
     staysOnClient: 'its images',
     trainsPrompt: true,
-    uploadSpec: (setup) => ({ context: setup.contextSize }),
-    initialServer: (setup) => {
-      const server: Record<string, Float32Array> = {};
-      for (let i = 0; i < setup.clients; i++) server[cloudKey(i)] = setup.initialContext;
-      return server;
+    server: {
+      uploadSpec: (setup) => ({ context: setup.contextSize }),
+      initialState: (setup) => {
+        const server: Record<string, Float32Array> = {};
+        for (let i = 0; i < setup.clients; i++) server[cloudKey(i)] = setup.initialContext;
+        return server;
+      },
+      download: (server, client) => ({ cloud: server[cloudKey(client)] }),
+      aggregate(server, uploads) {
+        const next: Record<string, Float32Array> = { ...server };
+        for (const [client, u] of cloudPrompts(uploads, options)) next[cloudKey(client)] = u;
+        return next as Tensors;
+      },
     },
-    download: (server, client) => ({ cloud: server[cloudKey(client)] }),
-    async fit(runtime, download, personal) {
-      const start = personal?.context ?? download.cloud;
-      const penalty = proximalPenalty(download.cloud, options.lambda / options.alphaK);
-      const result = await runtime.train(start, { penalty });
-      return { upload: { context: result.context }, personal: { context: result.context }, loss: result.meanLoss, steps: result.steps };
+    client: {
+      async fit(runtime, download, personal) {
+        const start = personal?.context ?? download.cloud;
+        const penalty = proximalPenalty(download.cloud, options.lambda / options.alphaK);
+        const result = await runtime.train(start, { penalty });
+        return { upload: { context: result.context }, personal: { context: result.context }, loss: result.meanLoss, steps: result.steps };
+      },
+      predictor: (runtime, download, personal) => ({ context: contextOf(personal?.context ? personal : { context: download.cloud }, 'context', runtime.setup) }),
     },
-    aggregate(server, uploads) {
-      const next: Record<string, Float32Array> = { ...server };
-      for (const [client, u] of cloudPrompts(uploads, options)) next[cloudKey(client)] = u;
-      return next as Tensors;
-    },
-    predictor: (download, personal, setup) => ({ context: contextOf(personal?.context ? personal : { context: download.cloud }, 'context', setup), memory: false }),
   };
 }

@@ -24,10 +24,13 @@ export function promptFlFineTuned(options: PromptFlFtOptions = PROMPTFL_DEFAULTS
     trains: 'the shared context, then a private fine-tuned copy on each client',
     uploads: 'the locally trained context (never the fine-tuned copy)',
     staysOnClient: 'its fine-tuned context and its images',
-    async finish(runtime, download) {
-      const tuned = await runtime.train(download.context, { epochs: options.fineTuneEpochs });
-      return { context: tuned.context };
+    client: {
+      ...base.client,
+      async finish(runtime, download) {
+        const tuned = await runtime.train(download.context, { epochs: options.fineTuneEpochs });
+        return { context: tuned.context };
+      },
+      predictor: (runtime, download, personal) => ({ context: contextOf(personal?.context ? personal : download, 'context', runtime.setup) }),
     },
-    predictor: (download, personal, setup) => ({ context: contextOf(personal?.context ? personal : download, 'context', setup), memory: false }),
   };
 }

@@ -6,7 +6,7 @@
 // Trains: the shared context. Uploads: the context. Stays on the client: its
 // images.
 
-import { contextOf, federatedAverage, type Method } from '../federation/method.js';
+import { contextOf, federatedAverage, type Method, type MethodServer } from '../federation/method.js';
 
 export interface PromptFlOptions {
   /** FedAvg weighted by each client's training images (default), or a plain mean. */
@@ -14,6 +14,16 @@ export interface PromptFlOptions {
 }
 
 export const PROMPTFL_DEFAULTS: PromptFlOptions = { weighted: true };
+
+/** The server of every method that averages one shared context: FedAvg. */
+export function sharedContextServer(options: PromptFlOptions): MethodServer {
+  return {
+    uploadSpec: (setup) => ({ context: setup.contextSize }),
+    initialState: (setup) => ({ context: setup.initialContext }),
+    download: (server) => server,
+    aggregate: (_server, uploads) => ({ context: federatedAverage(uploads, 'context', options.weighted) }),
+  };
+}
 
 export function promptFl(options: PromptFlOptions = PROMPTFL_DEFAULTS): Method {
   return {
@@ -23,14 +33,13 @@ export function promptFl(options: PromptFlOptions = PROMPTFL_DEFAULTS): Method {
     uploads: 'the locally trained context',
     staysOnClient: 'its images',
     trainsPrompt: true,
-    uploadSpec: (setup) => ({ context: setup.contextSize }),
-    initialServer: (setup) => ({ context: setup.initialContext }),
-    download: (server) => server,
-    async fit(runtime, download) {
-      const result = await runtime.train(download.context);
-      return { upload: { context: result.context }, personal: {}, loss: result.meanLoss, steps: result.steps };
+    server: sharedContextServer(options),
+    client: {
+      async fit(runtime, download) {
+        const result = await runtime.train(download.context);
+        return { upload: { context: result.context }, personal: {}, loss: result.meanLoss, steps: result.steps };
+      },
+      predictor: (runtime, download) => ({ context: contextOf(download, 'context', runtime.setup) }),
     },
-    aggregate: (_server, uploads) => ({ context: federatedAverage(uploads, 'context', options.weighted) }),
-    predictor: (download, _personal, setup) => ({ context: contextOf(download, 'context', setup), memory: false }),
   };
 }

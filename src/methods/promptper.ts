@@ -47,20 +47,24 @@ export function promptPer(options: PromptPerOptions = { weighted: true }): Metho
     uploads: 'the shared token vectors only',
     staysOnClient: 'its personal token vectors and its images',
     trainsPrompt: true,
-    uploadSpec: (setup) => ({ global: globalRows(setup).length * setup.width }),
-    initialServer: (setup) => ({ global: gather(setup.initialContext, globalRows(setup), setup.width) }),
-    download: (server) => server,
-    async fit(runtime, download, personal) {
-      const setup = runtime.setup;
-      const result = await runtime.train(assemble(download, personal, setup));
-      return {
-        upload: { global: gather(result.context, globalRows(setup), setup.width) },
-        personal: { personal: gather(result.context, personalRows(setup), setup.width) },
-        loss: result.meanLoss,
-        steps: result.steps,
-      };
+    server: {
+      uploadSpec: (setup) => ({ global: globalRows(setup).length * setup.width }),
+      initialState: (setup) => ({ global: gather(setup.initialContext, globalRows(setup), setup.width) }),
+      download: (server) => server,
+      aggregate: (_server, uploads) => ({ global: federatedAverage(uploads, 'global', options.weighted) }),
     },
-    aggregate: (_server, uploads) => ({ global: federatedAverage(uploads, 'global', options.weighted) }),
-    predictor: (download, personal, setup) => ({ context: contextOf({ context: assemble(download, personal, setup) }, 'context', setup), memory: false }),
+    client: {
+      async fit(runtime, download, personal) {
+        const setup = runtime.setup;
+        const result = await runtime.train(assemble(download, personal, setup));
+        return {
+          upload: { global: gather(result.context, globalRows(setup), setup.width) },
+          personal: { personal: gather(result.context, personalRows(setup), setup.width) },
+          loss: result.meanLoss,
+          steps: result.steps,
+        };
+      },
+      predictor: (runtime, download, personal) => ({ context: contextOf({ context: assemble(download, personal, runtime.setup) }, 'context', runtime.setup) }),
+    },
   };
 }

@@ -34,14 +34,18 @@ export function proximalPenalty(anchor: Float32Array, mu: number): Penalty {
 }
 
 export function promptProx(options: PromptProxOptions = PROMPTPROX_DEFAULTS): Method {
+  const base = promptFl({ weighted: options.weighted });
   return {
-    ...promptFl({ weighted: options.weighted }),
+    ...base,
     id: 'promptprox',
     label: 'PromptProx',
     trains: 'one shared context, each client held near the global one by a proximal term',
-    async fit(runtime, download) {
-      const result = await runtime.train(download.context, { penalty: proximalPenalty(download.context, options.mu) });
-      return { upload: { context: result.context }, personal: {}, loss: result.meanLoss, steps: result.steps };
+    client: {
+      ...base.client,
+      async fit(runtime, download) {
+        const result = await runtime.train(download.context, { penalty: proximalPenalty(download.context, options.mu) });
+        return { upload: { context: result.context }, personal: {}, loss: result.meanLoss, steps: result.steps };
+      },
     },
   };
 }

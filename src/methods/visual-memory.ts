@@ -15,6 +15,7 @@
 // prompt is trained with.
 
 import type { FeatureSet } from '../federation/client-data.js';
+import type { Choice, ClientRuntime, PersonalLogits } from '../federation/method.js';
 
 export interface MemoryOptions {
   /** Pooled spatial features F_s (pFedPrompt), or the projected image embedding (Tip-Adapter). */
@@ -32,7 +33,7 @@ export interface MemoryOptions {
 /** Tip-Adapter's defaults α = 1, β = 5.5; F_s prototypes; memory in training. */
 export const DEFAULT_MEMORY: MemoryOptions = { space: 'spatial', keys: 'prototypes', alpha: 1, beta: 5.5, inTraining: true };
 
-export class VisualMemory {
+export class VisualMemory implements PersonalLogits {
   private constructor(
     readonly options: MemoryOptions,
     readonly numClasses: number,
@@ -42,6 +43,11 @@ export class VisualMemory {
     /** Label of each key. */
     private readonly keyLabels: Int32Array,
   ) {}
+
+  /** The memory a client builds from its own shots, with `options` (a choice of α and β overriding them). */
+  static ofClient(runtime: Pick<ClientRuntime, 'data' | 'numClasses'>, options: MemoryOptions | (MemoryOptions & Choice)): VisualMemory {
+    return VisualMemory.build(runtime.data.train[0], runtime.numClasses, options);
+  }
 
   /** The memory of a client from its (un-augmented) few-shot features. */
   static build(shots: FeatureSet, numClasses: number, options: MemoryOptions): VisualMemory {

@@ -4,9 +4,19 @@
 //
 // Trains: nothing. Uploads: nothing. Stays on the client: its images.
 
-import type { Method } from '../federation/method.js';
+import type { Method, MethodServer } from '../federation/method.js';
 
 export const HAND_PROMPT_WORDS = 'a photo of a';
+
+/** A server that only hands every client the run's starting context and never receives anything. */
+export function seededStartServer(): MethodServer {
+  return {
+    uploadSpec: () => ({}),
+    initialState: (setup) => ({ context: setup.initialContext }),
+    download: (server) => server,
+    aggregate: (server) => server,
+  };
+}
 
 export function zeroShot(): Method {
   return {
@@ -17,11 +27,10 @@ export function zeroShot(): Method {
     staysOnClient: 'its images',
     prompt: { initWords: HAND_PROMPT_WORDS, position: 'end', classSpecific: false },
     trainsPrompt: false,
-    uploadSpec: () => ({}),
-    initialServer: (setup) => ({ context: setup.initialContext }),
-    download: (server) => server,
-    fit: async () => { throw new Error('zero-shot CLIP does not train'); },
-    aggregate: (server) => server,
-    predictor: (download) => ({ context: download.context, memory: false }),
+    server: seededStartServer(),
+    client: {
+      fit: async () => { throw new Error('zero-shot CLIP does not train'); },
+      predictor: (_runtime, download) => ({ context: download.context }),
+    },
   };
 }

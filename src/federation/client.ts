@@ -1,0 +1,134 @@
+// One client at run time: the client half of a method, the client's own
+// features and its personal state. It is what a worker thread or a Flower
+// node hosts, one per client; the engine (the server side) talks to it only
+// through messages — what the server sends in, the declared upload and
+// scores out. Its personal state goes to the client's own store and nowhere
+// else.
+
+import { SeededRandom } from '../clip/random.js';
+import { learningRate, type SgdOptions } from '../prompt/sgd.js';
+import type { ClientData } from './client-data.js';
+import { accuracy, predictLogits, type Scoring } from './evaluation.js';
+import { trainLocally, type PromptCompute } from './local-training.js';
+import type { Choice, ClientRuntime, FederationSetup, Method, Tensors } from './method.js';
+
+/** How every client of a run trains and scores: serialisable, the same on every client. */
+export interface ClientSettings {
+  readonly federation: FederationSetup;
+  readonly numClasses: number;
+  readonly localEpochs: number;
+  readonly batchSize: number;
+  readonly sgd: SgdOptions;
+  /** Epochs of the whole run, for the learning-rate schedule. */
+  readonly scheduleEpochs: number;
+  readonly seed: number;
+  readonly scoring: Scoring;
+}
+
+/** Where a client keeps its personal state between rounds: memory in a simulation, its own disk on a node. */
+export interface PersonalStore {
+  load(): Promise<Tensors | undefined>;
+  save(state: Tensors): Promise<void>;
+}
+
+export class InMemoryStore implements PersonalStore {
+  private state?: Tensors;
+  async load(): Promise<Tensors | undefined> {
+    return this.state;
+  }
+  async save(state: Tensors): Promise<void> {
+    this.state = state;
+  }
+}
+
+/** What a client sends back after a local round: the upload and what the server may know of the round. */
+export interface FitReply {
+  readonly client: number;
+  readonly upload: Tensors;
+  /** Training images (FedAvg's weight). */
+  readonly samples: number;
+  readonly loss: number;
+  readonly steps: number;
+}
+
+export interface EvaluateReply {
+  readonly client: number;
+  /** One accuracy per choice scored, or one for the client's own prediction. */
+  readonly accuracies: readonly number[];
+  /** Images scored. */
+  readonly count: number;
+}
+
+/** Normalised class text features [C, E] for a context (a cache shared by the clients of one host). */
+export type TextFeatures = (context: Float32Array) => Promise<Float32Array>;
+
+export class FederatedClient {
+  constructor(
+    private readonly method: Method,
+    private readonly compute: PromptCompute,
+    private readonly settings: ClientSettings,
+    readonly data: ClientData,
+    private readonly store: PersonalStore,
+    private readonly textFeatures: TextFeatures,
+  ) {}
+
+  get id(): number {
+    return this.data.id;
+  }
+
+  private runtime(kind: 'fit' | 'finish' | 'evaluate', round: number): ClientRuntime {
+    const { settings, compute, data } = this;
+    return {
+      setup: settings.federation,
+      data,
+      numClasses: settings.numClasses,
+      round,
+      train: (start, options = {}) => {
+        const epochs = options.epochs ?? settings.localEpochs;
+        // A round's epochs follow the run's schedule; a finishing step (fine-tuning) has a schedule of its own.
+        const first = kind === 'fit' ? (round - 1) * settings.localEpochs : 0;
+        const total = kind === 'fit' ? settings.scheduleEpochs : epochs;
+        const learningRates = Array.from({ length: epochs }, (_, e) => learningRate(settings.sgd, first + e, total));
+        return trainLocally(compute, data, start, {
+          epochs,
+          batchSize: settings.batchSize,
+          sgd: settings.sgd,
+          learningRates,
+          seed: SeededRandom.forName(settings.seed, `${kind}/round${round}/client${data.id}`).nextUint32(),
+          penalty: options.penalty,
+          personal: options.personal,
+        });
+      },
+    };
+  }
+
+  /** A local round from what the server sent; the personal state it leaves is saved before the reply. */
+  async fit(round: number, download: Tensors): Promise<FitReply> {
+    const result = await this.method.client.fit(this.runtime('fit', round), download, await this.store.load());
+    await this.store.save(result.personal);
+    return { client: this.id, upload: result.upload, samples: this.data.train[0].count, loss: result.loss, steps: result.steps };
+  }
+
+  /** The method's finishing step after the last round (nothing is uploaded). */
+  async finish(round: number, download: Tensors): Promise<void> {
+    const { finish } = this.method.client;
+    if (!finish) throw new Error(`${this.method.label} has no finishing step`);
+    await this.store.save(await finish(this.runtime('finish', round), download, await this.store.load()));
+  }
+
+  /** Accuracy on the client's own `split` images with what the server sent: once per choice, or once as the method predicts. */
+  async evaluate(split: 'test' | 'val', download: Tensors, choices?: readonly Choice[]): Promise<EvaluateReply> {
+    const set = this.data[split];
+    const personal = await this.store.load();
+    const runtime = this.runtime('evaluate', this.settings.federation.rounds);
+    const score = async (choice?: Choice): Promise<number> => {
+      const predictor = this.method.client.predictor(runtime, download, personal, choice);
+      const texts = await this.textFeatures(predictor.context);
+      const logits = predictLogits(set, texts, this.compute.model.logitScale, predictor.personal);
+      return accuracy(logits, set.labels, this.settings.scoring, this.data.classes);
+    };
+    const accuracies: number[] = [];
+    for (const choice of choices ?? [undefined]) accuracies.push(await score(choice));
+    return { client: this.id, accuracies, count: set.count };
+  }
+}
