@@ -166,7 +166,7 @@ test("PromptAMP's cloud prompts: non-negative attention, identity on identical p
   assert.ok(Math.abs(u0[0] - xi1) < 1e-6 && Math.abs(u0[1] - 3 * xi2) < 1e-6, `u_0 = ${u0}`);
 });
 
-test('an upload that is not what the method declares stops the run, naming the client', () => {
+test('an upload that is not what the method declares is refused, naming the client', () => {
   const method = createMethod('promptfl');
   const setup = { clients: 2, rounds: 1, contextSize: 4, contextRows: 1, contextTokens: 1, width: 4, initialContext: new Float32Array(4) };
   assert.throws(() => checkUpload(method, setup, 1, { context: new Float32Array(4), memory: new Float32Array(2) }), /client 1 tried to upload "memory"/);
