@@ -21,6 +21,8 @@ export interface ClientFeatureOptions {
   readonly onWarning?: (message: string) => void;
   /** Called with (features done, features in all) as slices finish. */
   readonly onProgress?: (done: number, total: number) => void;
+  /** Only these clients (by index): a Flower node loads its own client and no other's images. Default: every client. */
+  readonly only?: readonly number[];
 }
 
 /** Full spatial maps held at once while pooling. */
@@ -34,8 +36,11 @@ interface Pooled {
 export async function loadClientData(model: ClipModel, dataset: Dataset, partition: Partition, options: ClientFeatureOptions): Promise<ClientData[]> {
   const pool = spatialPooler(model.weights);
   const E = model.config.embedDim;
-  const trainItems = uniqueItems(partition.clients.flatMap((c) => c.train.map((i) => dataset.train[i])));
-  const evalItems = uniqueItems(partition.clients.flatMap((c) => [...(c.val ?? []).map((i) => dataset.val[i]), ...c.test.map((i) => dataset.test[i])]));
+  const ids = options.only ?? partition.clients.map((_, id) => id);
+  for (const id of ids) if (!partition.clients[id]) throw new Error(`no client ${id}: the partition has ${partition.clients.length} clients (0 … ${partition.clients.length - 1})`);
+  const chosen = ids.map((id) => partition.clients[id]);
+  const trainItems = uniqueItems(chosen.flatMap((c) => c.train.map((i) => dataset.train[i])));
+  const evalItems = uniqueItems(chosen.flatMap((c) => [...(c.val ?? []).map((i) => dataset.val[i]), ...c.test.map((i) => dataset.test[i])]));
   const total = trainItems.length * (options.views + 1) + evalItems.length;
   let done = 0;
   const D = pooledWidth(model.config.vision);
@@ -68,7 +73,8 @@ export async function loadClientData(model: ClipModel, dataset: Dataset, partiti
     }
     return builder.build();
   };
-  return partition.clients.map((c, id) => {
+  return ids.map((id) => {
+    const c = partition.clients[id];
     const train = c.train.map((i) => dataset.train[i]);
     return {
       id,

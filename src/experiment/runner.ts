@@ -23,8 +23,9 @@ import { createPartition, type PartitionRequest } from '../data/partitioners/ind
 import { FeatureCache } from '../features/cache.js';
 import type { ClientData } from '../federation/client-data.js';
 import { WorkerPool, createExecutor, sharedModel, sharedTokenizer, type ClientHostSetup } from '../federation/client-executor.js';
-import { mean, runFederation, type FederationResult, type RoundRecord } from '../federation/engine.js';
-import type { FederationSetup } from '../federation/method.js';
+import { mean, runFederation, type FederationOptions, type FederationResult, type RoundRecord } from '../federation/engine.js';
+import type { ClientSettings } from '../federation/client.js';
+import type { FederationSetup, Method } from '../federation/method.js';
 import { writeFileAtomic } from '../io/atomic.js';
 import { createMethod, type MethodId, type MethodOptions } from '../methods/index.js';
 import { CoopPrompt, type PromptOptions } from '../prompt/coop-prompt.js';
@@ -59,6 +60,21 @@ export interface ExperimentOutput {
 
 const PROJECT_ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..', '..', '..'); // from dist/src/experiment
 
+/** A cell of the grid by its coordinates; its id names it in results and files. */
+export function cellSpecOf(datasetId: string, backbone: string, shots: number, method: MethodId, seed: number): CellSpec {
+  return { id: [datasetId, safeName(backbone), `${shots}shot`, method, `seed${seed}`].join('/'), dataset: datasetId, shots, method, seed };
+}
+
+/** The backbone's name in tables: the config's, else the model folder's or file's. */
+export function backboneOf(config: ExperimentConfig): string {
+  return config.backbone ?? path.basename(config.model).replace(/\.safetensors$/i, '');
+}
+
+/** Where the tokenizer is read from: the config's folder, else the model's. */
+export function tokenizerDirOf(config: ExperimentConfig): string {
+  return config.tokenizer ?? (isDirectory(config.model) ? config.model : path.dirname(config.model));
+}
+
 export function outputDir(config: ExperimentConfig): string {
   return config.output ?? path.resolve('runs', config.name);
 }
@@ -70,9 +86,8 @@ export async function runExperiment(config: ExperimentConfig, events: RunEvents 
   await mkdir(path.join(outDir, 'partitions'), { recursive: true });
   await writeFileAtomic(path.join(outDir, 'config.json'), `${JSON.stringify(config, null, 2)}\n`);
 
-  const modelDir = isDirectory(config.model) ? config.model : path.dirname(config.model);
-  const tokenizerDir = config.tokenizer ?? modelDir;
-  const backbone = config.backbone ?? path.basename(config.model).replace(/\.safetensors$/i, '');
+  const tokenizerDir = tokenizerDirOf(config);
+  const backbone = backboneOf(config);
   const model = await sharedModel(config.model, { executionProviders: config.executionProviders });
   await sharedTokenizer(tokenizerDir); // a missing tokenizer fails now, not after the features
   const cache = await FeatureCache.open(model.weights, { root: config.cache, onWarning: log });
@@ -111,7 +126,7 @@ async function runGrid(config: ExperimentConfig, events: RunEvents, context: Gri
       let clients: ClientData[] | undefined; // loaded when the first cell of this (dataset, shots) needs them
       for (const methodId of config.methods) {
         for (const seed of config.seeds) {
-          const spec: CellSpec = { id: [datasetId, safeName(backbone), `${shots}shot`, methodId, `seed${seed}`].join('/'), dataset: datasetId, shots, method: methodId, seed };
+          const spec = cellSpecOf(datasetId, backbone, shots, methodId, seed);
           const cellConfig = cellConfigOf(config, spec, backbone, partition);
           const file = path.join(outDir, 'cells', `${spec.id.replaceAll('/', '__')}.json`);
           events.onCellStart?.(spec, index++, grid.length);
@@ -142,16 +157,20 @@ async function runGrid(config: ExperimentConfig, events: RunEvents, context: Gri
   return { outDir, results, files: [path.join(outDir, 'results.json'), ...files] };
 }
 
-async function runCell(
-  config: ExperimentConfig, spec: CellSpec, model: ClipModel, tokenizerDir: string, dataset: Dataset, clients: readonly ClientData[],
-  pool: WorkerPool | undefined, onRound: (record: RoundRecord) => void, log?: (message: string) => void,
-): Promise<FederationResult> {
-  const methodOptions = config.methodOptions as MethodOptions;
-  const method = createMethod(spec.method, methodOptions);
+/** What every client of a cell computes with, and the method: the same in a simulation and on a Flower node. */
+export interface PreparedCell {
+  readonly method: Method;
+  readonly prompt: PromptOptions;
+  readonly federation: FederationSetup;
+  readonly settings: ClientSettings;
+}
+
+export async function prepareCell(config: ExperimentConfig, spec: CellSpec, model: ClipModel, tokenizerDir: string, classnames: readonly string[], clients: number): Promise<PreparedCell> {
+  const method = createMethod(spec.method, config.methodOptions as MethodOptions);
   const promptOptions = { ...config.prompt, ...method.prompt } as PromptOptions;
-  const prompt = new CoopPrompt(model, await sharedTokenizer(tokenizerDir), dataset.classnames, promptOptions);
+  const prompt = new CoopPrompt(model, await sharedTokenizer(tokenizerDir), classnames, promptOptions);
   const federation: FederationSetup = {
-    clients: clients.length,
+    clients,
     rounds: config.federation.rounds,
     contextSize: prompt.rows * prompt.width,
     contextRows: prompt.rows,
@@ -159,39 +178,53 @@ async function runCell(
     width: prompt.width,
     initialContext: prompt.initialContext(spec.seed),
   };
+  const settings: ClientSettings = {
+    federation,
+    numClasses: classnames.length,
+    localEpochs: config.federation.localEpochs,
+    batchSize: config.federation.batchSize,
+    sgd: config.optimizer,
+    scheduleEpochs: config.federation.rounds * config.federation.localEpochs,
+    seed: spec.seed,
+    scoring: config.evaluation.scoring,
+  };
+  return { method, prompt: promptOptions, federation, settings };
+}
+
+async function runCell(
+  config: ExperimentConfig, spec: CellSpec, model: ClipModel, tokenizerDir: string, dataset: Dataset, clients: readonly ClientData[],
+  pool: WorkerPool | undefined, onRound: (record: RoundRecord) => void, log?: (message: string) => void,
+): Promise<FederationResult> {
+  const { method, prompt, federation, settings } = await prepareCell(config, spec, model, tokenizerDir, dataset.classnames, clients.length);
   const setup: ClientHostSetup<MethodSpec> = {
     modelPath: config.model,
     tokenizerDir,
     executionProviders: config.executionProviders,
-    method: { id: spec.method, options: methodOptions },
-    prompt: promptOptions,
+    method: { id: spec.method, options: config.methodOptions as MethodOptions },
+    prompt,
     classnames: dataset.classnames,
-    settings: {
-      federation,
-      numClasses: dataset.classnames.length,
-      localEpochs: config.federation.localEpochs,
-      batchSize: config.federation.batchSize,
-      sgd: config.optimizer,
-      scheduleEpochs: config.federation.rounds * config.federation.localEpochs,
-      seed: spec.seed,
-      scoring: config.evaluation.scoring,
-    },
+    settings,
     clients,
   };
   const executor = await createExecutor(setup, methodFromSpec, { workers: config.federation.workers, pool, entry: CLIENT_WORKER_ENTRY });
   try {
-    return await runFederation(method, federation, executor, {
-      participation: config.federation.participation,
-      seed: spec.seed,
-      choices: memoryChoices(config),
-      evaluateEachRound: config.evaluation.eachRound,
-      minClients: config.federation.minClients,
-      timeoutSeconds: config.federation.timeoutSeconds,
-      onFailure: (f) => log?.(`${spec.id}: client ${f.client} left out of ${f.stage}${f.round !== undefined ? ` (round ${f.round})` : ''}: ${f.reason}`),
-    }, onRound);
+    return await runFederation(method, federation, executor, federationOptions(config, spec, log), onRound);
   } finally {
     await executor.close();
   }
+}
+
+/** How the server side runs a cell, from the config. */
+export function federationOptions(config: ExperimentConfig, spec: CellSpec, log?: (message: string) => void): FederationOptions {
+  return {
+    participation: config.federation.participation,
+    seed: spec.seed,
+    choices: memoryChoices(config),
+    evaluateEachRound: config.evaluation.eachRound,
+    minClients: config.federation.minClients,
+    timeoutSeconds: config.federation.timeoutSeconds,
+    onFailure: (f) => log?.(`${spec.id}: client ${f.client} left out of ${f.stage}${f.round !== undefined ? ` (round ${f.round})` : ''}: ${f.reason}`),
+  };
 }
 
 /** The (α, β) grid of the memory search, each pair a choice the clients score on validation images. */
@@ -199,7 +232,7 @@ export function memoryChoices(config: ExperimentConfig): { alpha: number; beta: 
   return config.memorySearch.alpha.flatMap((alpha) => config.memorySearch.beta.map((beta) => ({ alpha, beta })));
 }
 
-function partitionRequest(config: ExperimentConfig, shots: number): PartitionRequest {
+export function partitionRequest(config: ExperimentConfig, shots: number): PartitionRequest {
   const p = config.data.partition;
   const common = { clients: p.clients, seed: p.seed, shots, ...(p.valShots !== undefined ? { valShots: p.valShots } : {}) };
   switch (p.scheme) {
@@ -210,7 +243,7 @@ function partitionRequest(config: ExperimentConfig, shots: number): PartitionReq
 }
 
 /** What determines a cell's numbers: it is stored with the cell, and a rerun recomputes a cell whose config changed. */
-function cellConfigOf(config: ExperimentConfig, spec: CellSpec, backbone: string, partition: Partition): Record<string, unknown> {
+export function cellConfigOf(config: ExperimentConfig, spec: CellSpec, backbone: string, partition: Partition): Record<string, unknown> {
   const { name: _name, output: _output, cache: _cache, methods: _methods, seeds: _seeds, data, federation, ...rest } = config;
   const { workers: _workers, ...training } = federation; // parallel runs give the same numbers
   return {
@@ -275,7 +308,7 @@ function hashOf(value: unknown): string {
   return createHash('sha256').update(JSON.stringify(value)).digest('hex');
 }
 
-function datasetIdOf(spec: string): string {
+export function datasetIdOf(spec: string): string {
   return safeName(path.basename(spec).toLowerCase());
 }
 
