@@ -98,6 +98,8 @@ interface LoadedCell {
   readonly key: string;
   readonly spec: CellSpec;
   readonly config: ExperimentConfig;
+  /** The config as results record it: the run's own paths (the same on every node), not this node's. */
+  readonly reported: ExperimentConfig;
   readonly prepared: PreparedCell;
   readonly partition: Partition;
   readonly data: ClientData;
@@ -166,7 +168,7 @@ export class ClientNode {
       testCount: data.test.count,
       classes: data.classes,
       cell: { ...spec, methodLabel: method.label, datasetLabel: cell.datasetLabel, backbone: backboneOf(config), scoring: config.evaluation.scoring },
-      cellConfig: cellConfigOf(config, spec, backboneOf(config), cell.partition),
+      cellConfig: cellConfigOf(cell.reported, spec, backboneOf(config), cell.partition),
       rounds: federation.rounds,
       participants: Array.from({ length: federation.rounds }, (_, r) => participants(federation.clients, config.federation.participation, spec.seed, r + 1)),
       minClients: config.federation.minClients,
@@ -196,7 +198,7 @@ export class ClientNode {
 
   private async loadCell(key: string, request: NodeRequest): Promise<LoadedCell> {
     const { options } = this;
-    const config = this.nodeConfig(request.runConfig);
+    const { config, reported } = this.nodeConfig(request.runConfig);
     const { method: methodId, seed, shots } = request.cell;
     if (!isMethodId(methodId)) throw new Error(`cell: unknown method "${methodId}"`);
     if (!config.methods.includes(methodId)) throw new Error(`cell: method "${methodId}" is not in the run's methods (${config.methods.join(', ')})`);
@@ -220,11 +222,11 @@ export class ClientNode {
     const store = new DiskStore(path.join(options.stateDir, 'runs', safe(request.runId), `${spec.id.replaceAll('/', '__')}.safetensors`));
     const client = new FederatedClient(prepared.method, compute, prepared.settings, data, store, textFeatureCache(compute));
     options.log?.(`${spec.id}: client ${data.id} of ${partition.clients.length}, ${data.train[0].count} training images`);
-    return { key, spec, config, prepared, partition, data, client, datasetLabel: dataset.name };
+    return { key, spec, config, reported, prepared, partition, data, client, datasetLabel: dataset.name };
   }
 
-  /** The run's config with this node's own paths: its model, tokenizer and data, never the server's. */
-  private nodeConfig(runConfig: string): ExperimentConfig {
+  /** The run's config with this node's own paths (its model, tokenizer and data, never the server's), and as the run wrote it. */
+  private nodeConfig(runConfig: string): { config: ExperimentConfig; reported: ExperimentConfig } {
     let raw: unknown;
     try {
       raw = JSON.parse(runConfig);
@@ -232,17 +234,24 @@ export class ClientNode {
       throw new Error(`run-config: not JSON (${(error as Error).message})`);
     }
     if (raw === null || typeof raw !== 'object' || Array.isArray(raw)) throw new Error('run-config: a config must be a mapping of fields');
-    const { model, tokenizer, data, cache: _cache, output: _output, ...rest } = raw as Record<string, unknown>;
-    void model;
-    void tokenizer;
+    const { data, cache: _cache, output: _output, ...rest } = raw as Record<string, unknown>;
     const { options } = this;
     const modelDir = path.extname(options.model) === '.safetensors' ? path.dirname(options.model) : options.model;
-    return parseConfig({
+    const runData = (data ?? {}) as Record<string, unknown>;
+    const config = parseConfig({
       ...rest,
       model: options.model,
       tokenizer: options.tokenizer ?? modelDir,
-      data: { ...(data as Record<string, unknown> | undefined), datasets: [options.data.dataset], ...(options.data.root !== undefined ? { root: options.data.root } : {}) },
+      data: { ...runData, datasets: [options.data.dataset], ...(options.data.root !== undefined ? { root: options.data.root } : { root: undefined }) },
     }, 'run-config');
+    const given = raw as { model?: string; tokenizer?: string };
+    const reported: ExperimentConfig = {
+      ...config,
+      model: typeof given.model === 'string' ? given.model : config.model,
+      tokenizer: typeof given.tokenizer === 'string' ? given.tokenizer : undefined,
+      data: { ...config.data, root: typeof runData.root === 'string' ? runData.root : undefined },
+    };
+    return { config, reported };
   }
 }
 
