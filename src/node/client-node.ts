@@ -20,7 +20,7 @@ import { FeatureCache } from '../features/cache.js';
 import type { ClientData } from '../federation/client-data.js';
 import { sharedModel, sharedTokenizer, textFeatureCache } from '../federation/client-executor.js';
 import { FederatedClient } from '../federation/client.js';
-import { participants } from '../federation/engine.js';
+import { checkUpload, participants } from '../federation/engine.js';
 import type { Choice, Tensors } from '../federation/method.js';
 import { CoopPrompt } from '../prompt/coop-prompt.js';
 import { isMethodId } from '../methods/index.js';
@@ -124,6 +124,8 @@ export class ClientNode {
       case 'fit': {
         this.checkDownload(cell, request.arrays);
         const reply = await cell.client.fit(round, request.arrays);
+        // Checked before it leaves: exactly the tensors the method declares, of their declared sizes, finite.
+        checkUpload(cell.prepared.method, cell.prepared.federation, reply.client, reply.upload);
         return { arrays: reply.upload, metrics: { 'num-examples': reply.samples, 'train-loss': Number.isFinite(reply.loss) ? reply.loss : 0, steps: reply.steps, client: reply.client } };
       }
       case 'finish':
