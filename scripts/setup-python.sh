@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Sets up the Python side (flower/: the Flower ServerApp, flwr pinned) in <repo>/.venv, with pytest.
 # Idempotent: returns at once when .venv already matches flower/pyproject.toml.
-# Without Python ≥ 3.10 it says what to install and exits 0: everything but the Flower server works without it.
+# Without Python ≥ 3.11 it says what to install and exits 0: everything but the Flower server works without it.
 # --strict (CI): a failed install is an error instead of a warning.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -18,9 +18,9 @@ if [ -x "$venv/bin/python" ] && [ "$(cat "$stamp" 2>/dev/null)" = "$want" ] \
 fi
 
 python=""
-for candidate in ${PYTHON:-} python3 python3.13 python3.12 python3.11 python3.10 python; do
+for candidate in ${PYTHON:-} python3 python3.13 python3.12 python3.11 python; do
   if command -v "$candidate" >/dev/null 2>&1 \
-    && "$candidate" -c 'import sys; sys.exit(sys.version_info < (3, 10))' 2>/dev/null; then
+    && "$candidate" -c 'import sys; sys.exit(sys.version_info < (3, 11))' 2>/dev/null; then
     python="$candidate"
     break
   fi
@@ -34,7 +34,7 @@ give_up() {
 }
 
 if [ -z "$python" ] && [ ! -x "$venv/bin/python" ]; then
-  give_up "the Flower server needs Python ≥ 3.10 with venv (Debian/Ubuntu: apt-get install python3 python3-venv; macOS: brew install python), then run: npm run setup:python"
+  give_up "the Flower server needs Python ≥ 3.11 with venv (Debian/Ubuntu: apt-get install python3 python3-venv; macOS: brew install python), then run: npm run setup:python"
 fi
 if [ ! -x "$venv/bin/python" ]; then
   "$python" -m venv "$venv" || give_up "could not create $venv (Debian/Ubuntu: apt-get install python3-venv), then run: npm run setup:python"

@@ -93,7 +93,7 @@ class FakeNode:
                            "method": method, "seed": cell["seed"], "shots": cell["shots"]},
             "rounds": rounds,
             "participants": self.participants or [list(range(self.clients)) for _ in range(rounds)],
-            "minClients": self.min_clients, "timeoutSeconds": 5, "uploadSpec": spec,
+            "minClients": self.min_clients, "timeoutSeconds": 60, "uploadSpec": spec,
             "communicates": method in COMMUNICATES, "trainsPrompt": method not in ("zeroshot", "local-tip-adapter"),
             "hasFinish": method == "promptfl-ft", "memoryGrid": memory_grid,
             "evaluateEachRound": bool(run_config.get("evaluation", {}).get("eachRound", True)),
