@@ -1,0 +1,65 @@
+"""`<output>/results.json` in the format of src/report/results.ts (`pfedprompt-results/1`).
+
+Rewritten atomically (temporary file, then rename) after every cell, so a
+report can be drawn from it at any time and a crash never leaves half a file.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+from . import __version__
+
+RESULTS_FORMAT = "pfedprompt-results/1"
+
+
+def iso_now() -> str:
+    """The time as JavaScript's toISOString writes it."""
+    return datetime.now(timezone.utc).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+
+def json_safe(value: Any) -> Any:
+    """NaN and infinities become null, as JSON.stringify writes them."""
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    if isinstance(value, dict):
+        return {k: json_safe(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [json_safe(v) for v in value]
+    return value
+
+
+def read_cells(path: Path) -> list[dict[str, Any]]:
+    """The cells of an existing results file, or none if it is absent or not ours."""
+    try:
+        doc = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return []
+    return doc["cells"] if isinstance(doc, dict) and doc.get("format") == RESULTS_FORMAT and isinstance(doc.get("cells"), list) else []
+
+
+def record_cell(out_dir: Path, cell: dict[str, Any]) -> Path:
+    """Adds `cell` to the results file (replacing a cell of the same id) and writes it atomically."""
+    out_dir.mkdir(parents=True, exist_ok=True)
+    path = out_dir / "results.json"
+    cells = [c for c in read_cells(path) if c.get("id") != cell["id"]] + [cell]
+    doc = {"format": RESULTS_FORMAT, "code": {"version": __version__}, "createdAt": iso_now(), "cells": cells}
+    write_atomic(path, json.dumps(json_safe(doc), indent=1, ensure_ascii=False, allow_nan=False) + "\n")
+    return path
+
+
+def write_atomic(path: Path, text: str) -> None:
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    try:
+        with open(tmp, "w", encoding="utf-8") as f:
+            f.write(text)
+            f.flush()
+            os.fsync(f.fileno())  # on disk before the rename makes it visible
+        os.replace(tmp, path)
+    finally:
+        tmp.unlink(missing_ok=True)
