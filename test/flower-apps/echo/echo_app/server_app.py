@@ -7,7 +7,7 @@ import json
 import time
 
 import numpy as np
-from flwr.app import ArrayRecord, ConfigRecord, Context, Message, RecordDict
+from flwr.app import Array, ArrayRecord, ConfigRecord, Context, Message, RecordDict
 from flwr.serverapp import Grid, ServerApp
 
 app = ServerApp()
@@ -27,9 +27,9 @@ def wait_for_nodes(grid: Grid, expected: int, timeout: float) -> list[int]:
 def request(node_id: int, action: str, group: str) -> Message:
     arrays = ArrayRecord(
         {
-            "w": np.arange(6, dtype=np.float32).reshape(2, 3) / 2,
-            "b": np.array([1.5, -3.0], dtype=np.float64),
-            "big": np.full(300_000, 0.25, dtype=np.float32),  # > 1 MiB: several objects, real sizes
+            "w": Array(np.arange(6, dtype=np.float32).reshape(2, 3) / 2),
+            "b": Array(np.array([1.5, -3.0], dtype=np.float64)),
+            "big": Array(np.full(300_000, 0.25, dtype=np.float32)),  # > 1 MiB of data
         }
     )
     config = ConfigRecord({"action": action, "server-round": 1, "note": "héllo"})
@@ -45,9 +45,10 @@ def request(node_id: int, action: str, group: str) -> Message:
 def check_reply(sent: Message, reply: Message, node_id: int) -> dict:
     meta = reply.metadata
     seen = {
-        "node": node_id,
-        "src_node_id": meta.src_node_id,
-        "dst_node_id": meta.dst_node_id,
+        # Node ids are uint64: as strings, JSON numbers would lose digits in JavaScript.
+        "node": str(node_id),
+        "src_node_id": str(meta.src_node_id),
+        "dst_node_id": str(meta.dst_node_id),
         "group_id": meta.group_id,
         "message_type": meta.message_type,
         "reply_to_ok": meta.reply_to_message_id == sent.metadata.message_id,
@@ -86,8 +87,8 @@ def main(grid: Grid, context: Context) -> None:
         for sent in messages:
             node = sent.metadata.dst_node_id
             if node not in by_src:
-                results.append({"node": node, "action": action, "missing": True})
+                results.append({"node": str(node), "action": action, "missing": True})
                 continue
             results.append({"action": action, **check_reply(sent, by_src[node], node)})
     with open(cfg["result-path"], "w") as f:
-        json.dump({"nodes": node_ids, "results": results}, f)
+        json.dump({"nodes": [str(n) for n in node_ids], "results": results}, f)

@@ -1,0 +1,92 @@
+// The TypeScript node against a real flwr 1.42.0 SuperLink (never a mock): a Python
+// ServerApp (test/flower-apps/echo) sends `train` messages with arrays and config, the
+// node answers through its handler, the ServerApp checks values and reply metadata.
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { readFileSync, mkdtempSync, rmSync, existsSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+
+import { PROJECT_ROOT } from './shared.js';
+import { SuperLink, delay, memoryLogger, skipReason } from './flower-harness.js';
+import {
+  ArrayRecord, FleetNode, GrpcFleetTransport, MetricRecord, NodeKey, PINNED_FLOWER_VERSION, RecordDict,
+  FlowerVersionMismatchError, checkSuperLinkVersion, nodeSha256Hex, type IncomingMessage, type NdArray,
+} from '../src/flower/index.js';
+
+const skip = skipReason();
+const ECHO_APP = path.join(PROJECT_ROOT, 'test', 'flower-apps', 'echo');
+
+/** The handler under test: arrays × 2, metrics; `action: fail` throws. */
+async function doubling(message: IncomingMessage): Promise<RecordDict> {
+  const config = message.content.configRecord('config');
+  if (config.string('action') === 'fail') throw new Error('asked to fail');
+  const arrays = message.content.arrayRecord('arrays');
+  const doubled = new ArrayRecord();
+  for (const [name, a] of arrays.arrays) {
+    const data = a.data.slice() as Float32Array | Float64Array;
+    for (let i = 0; i < data.length; i++) data[i] *= 2;
+    doubled.arrays.set(name, { dtype: a.dtype, shape: a.shape, data } as NdArray);
+  }
+  return new RecordDict({
+    arrays: doubled,
+    metrics: new MetricRecord({ 'num-examples': 12n, 'train-loss': 0.5, accuracies: [0.25, 0.75], 'server-round': BigInt(config.integer('server-round')) }),
+  });
+}
+
+function startNode(link: SuperLink, key: NodeKey, logger = memoryLogger(), extra: Partial<ConstructorParameters<typeof FleetNode>[0]> = {}) {
+  const node = new FleetNode({
+    transport: new GrpcFleetTransport({ address: link.fleetAddress, insecure: true }),
+    signer: key, sha256: nodeSha256Hex, handler: doubling, logger,
+    pollIntervalMs: 200, heartbeatInterval: 10, reconnectMaxDelayMs: 1000, ...extra,
+  });
+  const running = node.run();
+  running.catch(() => undefined);
+  return { node, running, logger };
+}
+
+interface EchoResult {
+  nodes: string[];
+  results: Array<Record<string, unknown> & { node: string; action: string; error?: { code: number; reason: string } }>;
+}
+
+async function runEcho(link: SuperLink, config: Record<string, string | number>): Promise<EchoResult> {
+  const resultPath = path.join(link.dir, `result-${Date.now()}.json`);
+  const run = await link.runApp(ECHO_APP, { ...config, 'result-path': resultPath, timeout: 40 });
+  assert.ok(existsSync(resultPath), `the ServerApp wrote no result (flwr run exit ${run.status}):\n${run.output}\n--- SuperLink:\n${link.logs.slice(-4000)}`);
+  return JSON.parse(readFileSync(resultPath, 'utf8')) as EchoResult;
+}
+
+function assertDoubled(r: EchoResult['results'][number], nodeId: bigint) {
+  assert.equal(r.missing, undefined, 'a reply arrived');
+  assert.equal(r.error, undefined, `no error: ${JSON.stringify(r.error)}`);
+  assert.equal(r.arrays_ok, true);
+  assert.equal(r.src_node_id, String(nodeId));
+  assert.equal(r.dst_node_id, '1', 'replies go to the SuperLink (node 1)');
+  assert.equal(r.message_type, 'train');
+  assert.equal(r.reply_to_ok, true);
+  assert.equal(r.ttl_ok, true);
+  assert.deepEqual(r.metrics, { 'num-examples': 12, 'train-loss': 0.5, accuracies: [0.25, 0.75], 'server-round': 1 });
+  assert.deepEqual(r.metric_types, { 'num-examples': 'int', 'train-loss': 'float', accuracies: 'list', 'server-round': 'int' });
+}
+
+test('a train message round trip through a real SuperLink; the version probe names both versions on a mismatch', { skip, timeout: 60_000 }, async () => {
+  const link = await SuperLink.start();
+  const { node, running, logger } = startNode(link, NodeKey.ephemeral());
+  try {
+    assert.equal(await checkSuperLinkVersion(link.httpUrl), PINNED_FLOWER_VERSION);
+    await assert.rejects(checkSuperLinkVersion(link.httpUrl, '1.41.0'), (err: Error) =>
+      err instanceof FlowerVersionMismatchError && err.message.includes('1.41.0') && err.message.includes(PINNED_FLOWER_VERSION));
+    const nodeId = await node.ready;
+    const result = await runEcho(link, { scenario: 'double' });
+    assert.deepEqual(result.nodes, [String(nodeId)]);
+    assertDoubled(result.results[0], nodeId);
+  } catch (err) {
+    console.error(logger.lines.join('\n'));
+    throw err;
+  } finally {
+    await node.stop();
+    await running.catch(() => undefined);
+    await link.dispose();
+  }
+});
