@@ -10,7 +10,7 @@ import path from 'node:path';
 import { PROJECT_ROOT } from './shared.js';
 import { SuperLink, delay, makeTlsFiles, memoryLogger, skipReason } from './flower-harness.js';
 import {
-  ArrayRecord, FleetNode, GrpcFleetTransport, MetricRecord, NodeKey, PINNED_FLOWER_VERSION, RecordDict,
+  ArrayRecord, FleetNode, GrpcFleetTransport, HttpFleetTransport, MetricRecord, NodeKey, PINNED_FLOWER_VERSION, RecordDict,
   FlowerVersionMismatchError, NodeAuthenticationError, checkSuperLinkVersion, nodeSha256Hex, type IncomingMessage, type NdArray,
 } from '../src/flower/index.js';
 
@@ -198,6 +198,31 @@ test('node authentication over TLS: an unregistered key is refused, a key regist
     await current?.running.catch(() => undefined);
     await link.dispose();
     rmSync(certDir, { recursive: true, force: true });
+  }
+});
+
+test('the same node over the HTTP Fleet API (flwr 1.42\'s default transport)', { skip, timeout: 60_000 }, async () => {
+  const link = await SuperLink.start();
+  const { node, running, logger } = startNode(link, NodeKey.ephemeral(), memoryLogger(), {
+    transport: new HttpFleetTransport({ baseUrl: link.httpUrl }),
+    superLinkHttpUrl: link.httpUrl,
+    unregisterOnStop: true,
+  });
+  try {
+    const nodeId = await node.ready;
+    const result = await runEcho(link, { scenario: 'error-then-double' });
+    assert.equal(result.results[0].error?.code, 2);
+    assertDoubled(result.results[1], nodeId);
+    await node.stop();
+    await running;
+    await waitFor(() => link.logs.includes(`Unregistered node_id=${nodeId}`) || link.logs.includes('unregister-node HTTP/1.1" 200'), 5000, 'the throwaway identity is unregistered');
+  } catch (err) {
+    console.error(logger.lines.join('\n'));
+    throw err;
+  } finally {
+    await node.stop();
+    await running.catch(() => undefined);
+    await link.dispose();
   }
 });
 

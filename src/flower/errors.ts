@@ -43,11 +43,3 @@ export function parseFlowerApiError(text: string): FlowerApiError | undefined {
 export class NodeAuthenticationError extends Error {
   override name = 'NodeAuthenticationError';
 }
-
-/** The SuperLink refused something a node cannot fix by retrying. */
-export class SuperLinkRejectedError extends Error {
-  override name = 'SuperLinkRejectedError';
-  constructor(message: string, readonly apiError?: FlowerApiError) {
-    super(message);
-  }
-}
