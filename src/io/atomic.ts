@@ -9,12 +9,18 @@ import path from 'node:path';
 /** The bytes to write: text (UTF-8), one buffer, or a sequence of chunks (so large files need not be concatenated first). */
 export type AtomicWriteData = string | Uint8Array | Iterable<Uint8Array>;
 
+/** Options: `mode` sets the file's permission bits from creation on (e.g. 0o600 for a private key). */
+export interface AtomicWriteOptions {
+  mode?: number;
+}
+
 /** Writes `data` to `filePath` atomically: temporary file in the same directory, fsync, rename. */
-export async function writeFileAtomic(filePath: string, data: AtomicWriteData): Promise<void> {
+export async function writeFileAtomic(filePath: string, data: AtomicWriteData, options: AtomicWriteOptions = {}): Promise<void> {
   const dir = path.dirname(filePath);
   // Same directory, so the rename never crosses a file system; a dot name keeps it out of listings.
   const tmp = path.join(dir, `.${path.basename(filePath)}.${process.pid}.${randomBytes(6).toString('hex')}.tmp`);
-  const handle = await open(tmp, 'wx');
+  // The mode applies from creation, so a secret is never readable by others, not even briefly.
+  const handle = await open(tmp, 'wx', options.mode ?? 0o666);
   try {
     try {
       for (const chunk of chunksOf(data)) await writeAll(handle, chunk);
