@@ -182,7 +182,7 @@ test('node authentication over TLS: an unregistered key is refused, a key regist
     current = startNode(link, key, memoryLogger(), { transport: tlsTransport() });
     await assert.rejects(current.running, (err: Error) => err instanceof NodeAuthenticationError && /flwr supernode register/.test(err.message));
 
-    const reg = link.flwr(['supernode', 'register', path.join(certDir, 'node-key.pem.pub'), 'test', '--format', 'json']);
+    const reg = link.flwr(['supernode', 'register', path.join(certDir, 'node-key.pem.pub'), 'local', '--format', 'json']);
     assert.equal(reg.status, 0, `flwr supernode register failed:\n${reg.stdout}\n${reg.stderr}`);
     const registeredId = BigInt(/"node-id":\s*(\d+)/.exec(reg.stdout)![1]);
 

@@ -39,8 +39,10 @@ class Cohort:
         return int(self.facts["minClients"])
 
     @property
-    def timeout(self) -> float:
-        return float(self.facts["timeoutSeconds"])
+    def timeout(self) -> float | None:
+        """Seconds a node has to reply to one step; None: no limit."""
+        value = self.facts["timeoutSeconds"]
+        return None if value is None else float(value)
 
     @property
     def rounds(self) -> int:
@@ -114,6 +116,8 @@ def describe(grid: Grid, run_config: str, cell: dict[str, Any], timeout: float, 
         expected = _expected_clients(valid)
         if expected is not None and len(valid) >= expected or time.monotonic() > deadline:
             break
+        if not valid and replies and set(replies) >= set(grid.get_node_ids()):
+            break  # every connected node answered, none usefully: waiting would not change that
         time.sleep(1)
     failures: list[Failure] = []
     cohort = build_cohort(cell, replies, failures)

@@ -98,7 +98,7 @@ class Participation:
             exchange.valid.append(reply)
         for client in exchange.sent.values():
             if client not in answered:
-                exchange.failures.append(Failure(exchange.stage, client, f"no reply within {self.cohort.timeout:g} s"))
+                exchange.failures.append(Failure(exchange.stage, client, f"no reply within {self.cohort.timeout:g} s" if self.cohort.timeout is not None else "no reply"))
         self.failures.extend(exchange.failures)
         for f in exchange.failures:
             log(WARNING, "%s: client %d left out: %s", exchange.stage, f.client, f.reason)

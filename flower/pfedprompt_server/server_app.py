@@ -5,6 +5,7 @@ Run config keys (pyproject.toml, or `flwr run --run-config`):
   output            results folder (default: the config's `output`, else runs/<name>)
   describe-timeout  seconds a node may take to describe a cell (it may compute features first)
   wait-for-nodes    seconds to wait for the nodes of all clients to connect
+  poll-interval     seconds between two looks for replies (Flower's own Grid waits 3 s)
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ from flwr.serverapp import Grid, ServerApp
 from .cell import CellOptions, run_cell
 from .experiment import cells, load_config, output_dir
 from .failures import FederationError
+from .polling import PolledGrid
 from .results import record_cell
 
 app = ServerApp()
@@ -27,6 +29,7 @@ app = ServerApp()
 @app.main()
 def main(grid: Grid, context: Context) -> None:
     run = context.run_config
+    grid = PolledGrid(grid, float(run.get("poll-interval", 0.2)))  # type: ignore[assignment]
     path = str(run.get("config", ""))
     if not path:
         raise FederationError('no experiment config: pass --run-config "config=\'/path/to/experiment.yaml\'"')

@@ -3,7 +3,9 @@
 
 import { Command } from 'commander';
 import { readFileSync } from 'node:fs';
+import { registerFederate } from './federate.js';
 import { registerFeatures } from './features.js';
+import { registerNode } from './node.js';
 import { registerPartition } from './partition.js';
 import { registerReport } from './report.js';
 import { registerRun } from './run.js';
@@ -27,6 +29,8 @@ registerPartition(program);
 registerRun(program);
 registerReport(program);
 registerWorld(program);
+registerNode(program);
+registerFederate(program);
 
 try {
   await program.parseAsync();

@@ -20,17 +20,23 @@ export function registerRun(program: Command): void {
     .allowUnknownOption()
     .addHelpText('after', '\nEvery config field is also a flag: --data.shots 2,16 --federation.workers 2 --methodOptions.memory.beta 3 …\nA finished cell is never recomputed: rerun the same command after an interrupt to go on.')
     .action(async (overrides: string[], opts: RunOptions) => {
-      const pairs = flagPairs(overrides);
-      // Without a config: the bundled world experiment (its dataset drawn into the output folder first).
-      const output = path.resolve(pairs.find(([key]) => key === 'output')?.[1] ?? path.join('runs', 'world'));
-      const base = opts.config ? await readConfigFile(opts.config) : await worldExperimentConfig(output, (m) => console.error(m));
-      const config = parseConfig(applyOverrides(base, pairs), opts.config ?? 'the default experiment with flags');
+      const config = await resolveConfig(opts.config, flagPairs(overrides), path.join('runs', 'world'));
       const progress = progressEvents(config);
       const done = await runExperiment(config, progress).finally(() => progress.stop());
       console.log('');
       console.log(summaryTable(done.results, { color: Boolean(process.stdout.isTTY) }));
       console.log(`\nwrote ${done.files.length} files to ${done.outDir}: ${done.files.map((f) => path.relative(done.outDir, f)).join(', ')}`);
     });
+}
+
+/**
+ * The validated config of a command that runs an experiment: the file's (or, without one, the bundled
+ * world experiment's, its dataset drawn into the output folder first) with the flags applied.
+ */
+export async function resolveConfig(file: string | undefined, pairs: readonly [string, string][], defaultOutput: string): Promise<ExperimentConfig> {
+  const output = path.resolve(pairs.find(([key]) => key === 'output')?.[1] ?? defaultOutput);
+  const base = file ? await readConfigFile(file) : { ...(await worldExperimentConfig(output, (m) => console.error(m))), output };
+  return parseConfig(applyOverrides(base, pairs), file ?? 'the default experiment with flags');
 }
 
 /** `--a.b value` and `--a.b=value` pairs from what commander left unparsed. */

@@ -64,13 +64,16 @@ export interface CellFacts {
   readonly rounds: number;
   readonly participants: readonly (readonly number[])[];
   readonly minClients: number;
-  readonly timeoutSeconds?: number;
+  /** Seconds a client has to reply to one step; null: no limit. */
+  readonly timeoutSeconds: number | null;
   readonly uploadSpec: Readonly<Record<string, number>>;
   readonly communicates: boolean;
   readonly trainsPrompt: boolean;
   readonly hasFinish: boolean;
   readonly memoryGrid: readonly Choice[];
   readonly evaluateEachRound: boolean;
+  /** FedAvg weighted by training images (methodOptions.weighted). */
+  readonly weighted: boolean;
 }
 
 /** Where a node's data comes from: a dataset (CoOp name under `root`, a CoOp folder, an image folder or a world dataset), and which client it is. */
@@ -174,13 +177,14 @@ export class ClientNode {
       rounds: federation.rounds,
       participants: Array.from({ length: federation.rounds }, (_, r) => participants(federation.clients, config.federation.participation, spec.seed, r + 1)),
       minClients: config.federation.minClients,
-      ...(config.federation.timeoutSeconds !== undefined ? { timeoutSeconds: config.federation.timeoutSeconds } : {}),
+      timeoutSeconds: config.federation.timeoutSeconds ?? null,
       uploadSpec,
       communicates: Object.keys(uploadSpec).length > 0,
       trainsPrompt: method.trainsPrompt,
       hasFinish: Boolean(method.client.finish),
       memoryGrid: method.choosesOnValidation ? memoryChoices(config) : [],
       evaluateEachRound: config.evaluation.eachRound,
+      weighted: config.methodOptions.weighted,
     };
   }
 
