@@ -5,7 +5,7 @@
 // the ServerApp wrote. Everything it starts is stopped, also on failure.
 
 import { spawn, type ChildProcess } from 'node:child_process';
-import { createWriteStream, existsSync, readFileSync } from 'node:fs';
+import { createWriteStream, existsSync, mkdirSync, readFileSync } from 'node:fs';
 import { mkdir } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
@@ -47,15 +47,10 @@ export async function federateLocally(config: ExperimentConfig, events: LocalFed
     log(`SuperLink on ${link.fleetAddress} (Fleet, gRPC) and ${link.httpUrl}; starting ${clients} nodes`);
     const threads = Math.max(1, Math.floor(os.availableParallelism() / clients));
     for (let k = 0; k < clients; k++) {
-      const args = [CLI, 'node', '--superlink', link.fleetAddress, '--insecure', '--superlink-api', link.httpUrl, '--client', String(k),
-        '--state', path.join(flowerDir, 'nodes', String(k)), '--model', config.model, '--tokenizer', tokenizerDirOf(config),
-        '--dataset', config.data.datasets[0], '--threads', String(threads), '--poll', '200',
-        ...(config.data.root ? ['--root', config.data.root] : []), ...(config.cache ? ['--cache', config.cache] : [])];
-      const proc = spawn(process.execPath, args, { detached: true, stdio: ['ignore', 'pipe', 'pipe'] });
-      const sink = appendTo(path.join(flowerDir, `node-${k}.log`));
-      proc.stdout!.on('data', (d: Buffer) => sink(d.toString()));
-      proc.stderr!.on('data', (d: Buffer) => sink(d.toString()));
-      nodes.push(proc);
+      nodes.push(spawnNode({
+        superlink: link, client: k, stateDir: path.join(flowerDir, 'nodes', String(k)), model: config.model, tokenizer: tokenizerDirOf(config),
+        dataset: config.data.datasets[0], root: config.data.root, cache: config.cache, threads, logFile: path.join(flowerDir, `node-${k}.log`),
+      }));
     }
     // A node that exits before the run ends fails the run now, not after the ServerApp's wait for nodes.
     const nodeDied = new AbortController();
@@ -92,8 +87,39 @@ export async function federateLocally(config: ExperimentConfig, events: LocalFed
   return { outDir, results, files: [path.join(outDir, 'results.json'), ...files] };
 }
 
+export interface NodeProcessOptions {
+  readonly superlink: SuperLink;
+  readonly client: number;
+  /** The node's folder: its key (hence its node id) and personal state. */
+  readonly stateDir: string;
+  readonly model: string;
+  readonly tokenizer?: string;
+  readonly dataset: string;
+  readonly root?: string;
+  readonly cache?: string;
+  readonly threads?: number;
+  /** Seconds; the SuperLink declares a node dead after two missed beats. */
+  readonly heartbeat?: number;
+  /** Where the node's output goes (appended). */
+  readonly logFile: string;
+}
+
+/** One `pfedprompt node` process in its own process group, connected to `superlink` over plaintext gRPC. */
+export function spawnNode(o: NodeProcessOptions): ChildProcess {
+  const args = [CLI, 'node', '--superlink', o.superlink.fleetAddress, '--insecure', '--superlink-api', o.superlink.httpUrl, '--client', String(o.client),
+    '--state', o.stateDir, '--model', o.model, '--dataset', o.dataset, '--poll', '200',
+    ...(o.tokenizer ? ['--tokenizer', o.tokenizer] : []), ...(o.threads ? ['--threads', String(o.threads)] : []),
+    ...(o.heartbeat ? ['--heartbeat', String(o.heartbeat)] : []), ...(o.root ? ['--root', o.root] : []), ...(o.cache ? ['--cache', o.cache] : [])];
+  const proc = spawn(process.execPath, args, { detached: true, stdio: ['ignore', 'pipe', 'pipe'] });
+  mkdirSync(path.dirname(o.logFile), { recursive: true });
+  const sink = appendTo(o.logFile);
+  proc.stdout!.on('data', (d: Buffer) => sink(d.toString()));
+  proc.stderr!.on('data', (d: Buffer) => sink(d.toString()));
+  return proc;
+}
+
 /** SIGTERM (a node deactivates at the SuperLink and exits), then SIGKILL for any still running after 5 s. */
-async function stopAll(procs: readonly ChildProcess[]): Promise<void> {
+export async function stopAll(procs: readonly ChildProcess[]): Promise<void> {
   const running = procs.filter((p) => p.exitCode === null && p.signalCode === null);
   const exits = running.map((p) => new Promise((resolve) => p.once('exit', resolve)));
   for (const p of running) killGroup(p, 'SIGTERM');
