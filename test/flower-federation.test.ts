@@ -8,7 +8,7 @@
 // Every test starts its own SuperLink and stops it and every node in `finally`.
 
 import assert from 'node:assert/strict';
-import type { ChildProcess } from 'node:child_process';
+import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
@@ -16,7 +16,7 @@ import { after, before, test } from 'node:test';
 import { parseConfig, type ExperimentConfig } from '../src/experiment/config.js';
 import { runExperiment } from '../src/experiment/runner.js';
 import { federateLocally, spawnNode, stopAll } from '../src/federate/local-federation.js';
-import { FLOWER_APP, SuperLink, delay, superLinkMissing } from '../src/federate/superlink.js';
+import { FLOWER_APP, SuperLink, delay, freePort, superLinkMissing } from '../src/federate/superlink.js';
 import type { CellResult, ResultsFile } from '../src/report/results.js';
 import { makeTlsFiles } from './flower-harness.js';
 import { PROJECT_ROOT, fixture } from './shared.js';
@@ -182,22 +182,43 @@ test('a malformed `fit` (short, NaN, float64, an undeclared array) gets an error
   }
 });
 
-test('`pfedprompt node` with a key the SuperLink does not know exits 1 naming the key to register', { skip, timeout: 60_000 }, async () => {
+test('`pfedprompt node` over TLS with a key the SuperLink does not know exits 1 at once, naming the key file to register', { skip, timeout: 60_000 }, async () => {
   const certDir = mkdtempSync(path.join(workdir, 'tls-'));
   const tls = makeTlsFiles(certDir);
   const link = await SuperLink.start({ tls, enableSupernodeAuth: true });
   try {
     const state = path.join(certDir, 'node');
-    const { spawnSync } = await import('node:child_process');
+    const started = Date.now();
+    // --superlink-api too: the version check must trust the same CA as the Fleet API.
     const r = spawnSync(process.execPath, [CLI, 'node', '--superlink', link.fleetAddress, '--root-certificates', tls.ca, '--superlink-api', link.httpUrl,
       '--client', '0', '--state', state, '--model', MODEL, '--tokenizer', TOKENIZER, '--dataset', shapes], { encoding: 'utf8', timeout: 30_000 });
+    assert.equal(r.signal, null, `the node exits by itself (it was killed after 30 s); stderr:\n${r.stderr}`);
     assert.equal(r.status, 1, `exit code 1; stderr:\n${r.stderr}`);
+    assert.ok(Date.now() - started < 20_000, 'refused at once, not after retries');
     const pub = path.join(state, 'node-key.pem.pub');
     assert.ok(existsSync(pub), 'the key was created, with its public half');
-    assert.match(r.stderr, /flwr supernode register/);
-    assert.ok(r.stderr.includes(pub), `the message names ${pub}:\n${r.stderr}`);
+    const error = r.stderr.split('\n').find((l) => l.startsWith('pfedprompt: ')) ?? '';
+    assert.match(error, /does not know this node's public key/, `the error line:\n${r.stderr}`);
+    assert.ok(error.includes(`flwr supernode register ${pub}`), `the error names the command with ${pub}:\n${error}`);
     assert.doesNotMatch(r.stderr, /^\s+at /m, 'a message, not a stack trace');
   } finally {
     await link.dispose();
+  }
+});
+
+test('`pfedprompt node` stopped (SIGTERM) while the SuperLink is unreachable exits 0, without a stack trace', { skip, timeout: 30_000 }, async () => {
+  const port = await freePort(); // nothing listens there
+  const proc = spawn(process.execPath, [CLI, 'node', '--superlink', `127.0.0.1:${port}`, '--insecure', '--superlink-api', `http://127.0.0.1:${port}`,
+    '--client', '0', '--state', path.join(workdir, 'unreachable'), '--model', MODEL, '--dataset', shapes], { stdio: ['ignore', 'ignore', 'pipe'] });
+  let stderr = '';
+  proc.stderr!.on('data', (d: Buffer) => (stderr += d.toString()));
+  const exited = new Promise<number | null>((resolve) => proc.once('exit', (code) => resolve(code)));
+  try {
+    await waitFor(() => /unreachable/.test(stderr), 15_000, 'the node reports the SuperLink unreachable');
+    proc.kill('SIGTERM');
+    assert.equal(await exited, 0, `exit code 0; stderr:\n${stderr}`);
+    assert.doesNotMatch(stderr, /^\s+at /m, `no stack trace:\n${stderr}`);
+  } finally {
+    proc.kill('SIGKILL');
   }
 });

@@ -10,7 +10,7 @@ import { mkdir } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { WORLD_MODEL_DIR, prepareWorldDataset } from '../experiment/world-experiment.js';
-import { FleetNode, GrpcFleetTransport, HttpFleetTransport, NodeKey, nodeSha256Hex, type FleetTransport, type FlowerLogger } from '../flower/index.js';
+import { FleetNode, GrpcFleetTransport, HttpFleetTransport, NodeAuthenticationError, NodeKey, nodeSha256Hex, type FleetTransport, type FlowerLogger } from '../flower/index.js';
 import { ClientNode } from '../node/client-node.js';
 import { flowerHandler } from '../node/flower-handler.js';
 import { positiveInt } from './options.js';
@@ -103,8 +103,12 @@ export function registerNode(program: Command): void {
       // SIGINT / SIGTERM: deactivate at the SuperLink, then exit.
       const stop = new AbortController();
       for (const signal of ['SIGINT', 'SIGTERM'] as const) process.once(signal, () => stop.abort());
-      void node.ready.then((id) => logger.info(`client ${opts.client} joined ${opts.superlink} as node ${id}`));
-      await node.run(stop.signal);
+      // ready rejects too when the node stops before joining; run() reports that, so it is not an error here.
+      node.ready.then((id) => logger.info(`client ${opts.client} joined ${opts.superlink} as node ${id}`), () => {});
+      await node.run(stop.signal).catch((error: unknown) => {
+        if (error instanceof NodeAuthenticationError) throw new Error(`${error.message} This node's key: flwr supernode register ${keyFile}.pub <superlink>`);
+        throw error;
+      });
     });
 }
 
