@@ -6,11 +6,11 @@
 
 import type { Command } from 'commander';
 import { InvalidArgumentError } from 'commander';
-import { mkdir } from 'node:fs/promises';
+import { mkdir, readFile } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { WORLD_MODEL_DIR, prepareWorldDataset } from '../experiment/world-experiment.js';
-import { FleetNode, GrpcFleetTransport, HttpFleetTransport, NodeAuthenticationError, NodeKey, nodeSha256Hex, type FleetTransport, type FlowerLogger } from '../flower/index.js';
+import { FleetNode, GrpcFleetTransport, HttpFleetTransport, NodeAuthenticationError, NodeKey, fetchTrusting, nodeSha256Hex, type FleetTransport, type FlowerLogger } from '../flower/index.js';
 import { ClientNode } from '../node/client-node.js';
 import { flowerHandler } from '../node/flower-handler.js';
 import { positiveInt } from './options.js';
@@ -93,6 +93,7 @@ export function registerNode(program: Command): void {
       const node = new FleetNode({
         transport,
         superLinkHttpUrl: opts.superlinkApi ?? (opts.transport === 'http' ? `${scheme}://${opts.superlink}` : undefined),
+        ...(opts.rootCertificates ? { fetch: fetchTrusting(await readFile(opts.rootCertificates)) } : {}),
         signer: key,
         sha256: nodeSha256Hex,
         logger,

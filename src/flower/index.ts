@@ -15,7 +15,7 @@ export { ObjectCodec, ObjectFormatError, MAX_ARRAY_CHUNK_SIZE, parseObject, veri
 export type { DeflatedMessage, FlowerMessage, MessageError, MessageMetadata } from './objects.js';
 export { decodeNpy, encodeNpy } from './npy.js';
 export type { NodeSigner, Sha256Hex } from './crypto.js';
-export { NodeKey, nodeSha256Hex } from './node-crypto.js';
+export { NodeKey, fetchTrusting, nodeSha256Hex } from './node-crypto.js';
 export type { CallMetadata, CallOptions, CallResult, FleetCallFailure, FleetMethod, FleetTransport } from './transport.js';
 export { FleetCallError } from './transport.js';
 export { GrpcFleetTransport } from './grpc-transport.js';

@@ -2,6 +2,7 @@
 // ECDSA P-384 identity on disk.
 import { createHash, createPrivateKey, createPublicKey, generateKeyPairSync, sign, type KeyObject } from 'node:crypto';
 import { readFile } from 'node:fs/promises';
+import { request } from 'node:https';
 import { writeFileAtomic } from '../io/atomic.js';
 import type { NodeSigner, Sha256Hex } from './crypto.js';
 
@@ -75,4 +76,27 @@ export class NodeKey implements NodeSigner {
     const blob = Buffer.concat([sshString(Buffer.from(type)), sshString(Buffer.from(curve)), sshString(point)]);
     return `${type} ${blob.toString('base64')}`;
   }
+}
+
+/**
+ * A GET-only fetch over HTTPS that trusts `caPem` (the SuperLink's --ssl-ca-certfile), for the
+ * version check: Node's global fetch trusts only the system CAs, so a SuperLink with a private
+ * CA would stay "unreachable" forever.
+ */
+export function fetchTrusting(caPem: Buffer | string): typeof fetch {
+  return ((input: string | URL | Request, init?: RequestInit) => new Promise<Response>((resolve, reject) => {
+    const url = typeof input === 'string' || input instanceof URL ? String(input) : input.url;
+    if (!url.startsWith('https:')) {
+      fetch(input, init).then(resolve, reject);
+      return;
+    }
+    const req = request(url, { method: 'GET', ca: caPem, signal: init?.signal ?? undefined }, (res) => {
+      const chunks: Buffer[] = [];
+      res.on('data', (c: Buffer) => chunks.push(c));
+      res.on('end', () => resolve(new Response(Buffer.concat(chunks), { status: res.statusCode ?? 500 })));
+      res.on('error', reject);
+    });
+    req.on('error', reject);
+    req.end();
+  })) as typeof fetch;
 }

@@ -74,6 +74,8 @@ export interface FleetNodeOptions {
   unregisterOnStop?: boolean;
   /** The SuperLink's HTTP API (`http(s)://host:port`): checked at start to run the pinned Flower version. */
   superLinkHttpUrl?: string;
+  /** How that check reaches the HTTP API (default: global fetch); over TLS with a private CA, one that trusts it. */
+  fetch?: typeof fetch;
   /** Backoff while the SuperLink is unreachable. */
   reconnectInitialDelayMs?: number;
   reconnectMaxDelayMs?: number;
@@ -149,7 +151,7 @@ export class FleetNode {
   private async serve(): Promise<void> {
     try {
       if (this.options.superLinkHttpUrl) {
-        const version = await this.retrying('version check', () => checkSuperLinkVersion(this.options.superLinkHttpUrl!), true);
+        const version = await this.retrying('version check', () => checkSuperLinkVersion(this.options.superLinkHttpUrl!, undefined, this.options.fetch), true);
         this.logger.info(`SuperLink runs flwr ${version}`);
       }
       await this.connect();
