@@ -169,6 +169,7 @@ export class FleetNode {
 
   /** Register (where the SuperLink allows it) and activate; the node id comes from the key. */
   private async connect(): Promise<void> {
+    let keyKnown = false;
     await this.retrying('RegisterNode', async () => {
       try {
         const { nodeId } = await this.client.registerNode();
@@ -177,19 +178,28 @@ export class FleetNode {
         const api = err instanceof FleetCallError ? parseFlowerApiError(err.details) : undefined;
         // Known key (a restarted node), or registration by `flwr supernode register` only
         // (SuperLink --enable-supernode-auth): either way, activation decides.
-        if (api?.code === ApiErrorCode.PUBLIC_KEY_ALREADY_IN_USE || api?.code === ApiErrorCode.FLEET_SUPERNODE_REGISTRATION_DISABLED) return;
+        keyKnown = api?.code === ApiErrorCode.PUBLIC_KEY_ALREADY_IN_USE;
+        if (keyKnown || api?.code === ApiErrorCode.FLEET_SUPERNODE_REGISTRATION_DISABLED) return;
         throw err;
       }
     }, true);
     const { nodeId } = await this.retrying('ActivateNode', async () => {
-      try {
-        return await this.client.activateNode(this.heartbeatInterval);
-      } catch (err) {
-        const api = err instanceof FleetCallError ? parseFlowerApiError(err.details) : undefined;
-        if (api?.code === ApiErrorCode.FLEET_NODE_ACTIVATION_FAILED) {
+      for (let waiting = false; ; waiting = true) {
+        try {
+          return await this.client.activateNode(this.heartbeatInterval);
+        } catch (err) {
+          const api = err instanceof FleetCallError ? parseFlowerApiError(err.details) : undefined;
+          if (api?.code !== ApiErrorCode.FLEET_NODE_ACTIVATION_FAILED) throw err;
+          // flwr 1.42 will not activate a key it still counts online: this node's previous process,
+          // killed without deactivating, until its heartbeats lapse (2 × their interval). Its error
+          // does not say which; with the key known (RegisterNode said so) that is the only cause: wait.
+          if (keyKnown) {
+            if (!waiting) this.logger.warn('the SuperLink still counts this node online (a previous process that did not stop cleanly?): waiting for it to lapse');
+            await sleep(1000, this.abort.signal);
+            continue;
+          }
           throw new NodeAuthenticationError('The SuperLink does not know this node\'s public key: register it with `flwr supernode register <key>.pub <superlink>` (SuperLink with --enable-supernode-auth).');
         }
-        throw err;
       }
     }, true);
     if (this.nodeIdValue !== undefined && this.nodeIdValue !== nodeId) this.logger.warn(`node id changed from ${this.nodeIdValue} to ${nodeId} (the SuperLink lost its state)`);
