@@ -222,3 +222,59 @@ test('`pfedprompt node` stopped (SIGTERM) while the SuperLink is unreachable exi
     proc.kill('SIGKILL');
   }
 });
+
+/** `flwr run` of the pfedprompt ServerApp on `fed`'s SuperLink; resolves with its exit status and output. */
+function runServerApp(fed: Federation, configFile: string, outDir: string, onLine: (line: string) => void = () => {}) {
+  let pending = '';
+  return fed.link.runApp(FLOWER_APP, { config: configFile, output: outDir, 'wait-for-nodes': 60, 'poll-interval': 0.1 }, {
+    timeoutMs: 100_000,
+    onOutput: (text) => {
+      pending += text;
+      const lines = pending.split('\n');
+      pending = lines.pop()!;
+      lines.forEach(onLine);
+    },
+  });
+}
+
+test('a node killed (SIGKILL) mid-round is left out of that round; restarted on its state folder it rejoins as the same node and the run completes', { skip, timeout: 120_000 }, async () => {
+  const fed = await Federation.start('kill');
+  const victim = 2;
+  try {
+    // PromptPer keeps personal rows on each node's disk; long local training makes a round last seconds.
+    const config = experiment('kill', { methods: ['promptper'], federation: { rounds: 3, localEpochs: 400, minClients: 3, timeoutSeconds: 30 } });
+    const configFile = writeConfig(config, path.join(workdir, 'kill.json'));
+    for (let k = 0; k < 4; k++) fed.startNode(k, { heartbeat: 10 });
+    await waitFor(() => [0, 1, 2, 3].every((k) => fed.joinedIds(k).length === 1), 30_000, 'four nodes joined');
+    const firstId = fed.joinedIds(victim)[0];
+    const lines: string[] = [];
+    const run = runServerApp(fed, configFile, path.join(workdir, 'kill-out'), (line) => lines.push(line));
+    // Killed once it has taken round 2's train message, i.e. while it trains.
+    const round2 = /received train message .*\/round 2\)/;
+    await waitFor(() => round2.test(readFileSync(fed.logOf(victim), 'utf8')), 60_000, `node ${victim} receives round 2`);
+    fed.nodes.get(victim)!.kill('SIGKILL');
+    const killedAt = Date.now();
+    await delay(500);
+    assert.ok(!lines.some((l) => /round 2: \d of 4 clients answered/.test(l)), 'round 2 was still running when the node died');
+    fed.startNode(victim, { heartbeat: 10 }); // as a supervisor would, on the same state folder
+    const { status, output } = await run;
+    assert.equal(status, 0, `the run completes:\n${output.slice(-3000)}\n${fed.report()}`);
+    console.error(`round 2 waited ${(Date.now() - killedAt) / 1000} s after the kill`);
+    assert.deepEqual(fed.joinedIds(victim), [firstId, firstId], 'the restarted node has the same node id (its key on disk)');
+    const results = JSON.parse(readFileSync(path.join(workdir, 'kill-out', 'results.json'), 'utf8')) as ResultsFile;
+    const cell = cellOf(results, 'promptper') as CellResult & { failures?: { stage: string; client: number | null; reason: string }[] };
+    const failures = cell.failures ?? [];
+    assert.ok(failures.some((f) => f.stage === 'round 2' && f.client === victim), `round 2 records client ${victim} as a failure: ${JSON.stringify(failures)}`);
+    assert.deepEqual(failures.filter((f) => !/^round 2/.test(f.stage)), [], `only round 2 lost the node: ${JSON.stringify(failures)}`);
+    assert.ok(lines.some((l) => /round 3: 4 of 4 clients answered/.test(l)), 'the restarted node trains in round 3');
+    assert.deepEqual(cell.clients.map((c) => c.id), [0, 1, 2, 3], 'every client has a final accuracy');
+    // Its personal rows are on its own disk, under the run; the same file before and after the restart.
+    const personal = path.join(fed.stateOf(victim), 'runs');
+    assert.ok(existsSync(personal), 'personal state on the node\'s disk');
+  } catch (err) {
+    console.error(fed.report());
+    throw err;
+  } finally {
+    await fed.dispose();
+  }
+});
