@@ -43,3 +43,9 @@ export {
   type RoundResult,
   type Scoring,
 } from './report/index.js';
+export { ClientNode, type NodeRequest, type NodeReply, type CellFacts, type ClientNodeOptions, type NodeData } from './node/client-node.js';
+export { DiskStore } from './node/personal-store.js';
+export { flowerHandler } from './node/flower-handler.js';
+export { federateLocally, type LocalFederationOutput } from './federate/local-federation.js';
+export { SuperLink, superLinkMissing } from './federate/superlink.js';
+export * as flower from './flower/index.js';

@@ -4,7 +4,7 @@
 
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
-import type { ClientExecutor, EvalJob, FitJob, FitJobReply } from '../src/federation/client-executor.js';
+import { shareOf, type ClientExecutor, type EvalJob, type FitJob, type FitJobReply } from '../src/federation/client-executor.js';
 import type { EvaluateReply } from '../src/federation/client.js';
 import { runFederation, type ClientFailure } from '../src/federation/engine.js';
 import type { FederationSetup, Tensors } from '../src/federation/method.js';
@@ -103,4 +103,11 @@ test('PromptAMP sends each client its own cloud prompt', async () => {
   await runFederation(createMethod('promptamp'), { ...SETUP, rounds: 2 }, executor, options);
   const round2 = seen.fits.filter((j) => j.round === 2).map((j) => j.download.cloud[0]);
   assert.equal(new Set(round2).size, 4, `every client gets its own cloud: ${round2}`);
+});
+
+test('worker threads split the clients: each client on exactly one worker, so no worker holds another share\'s features', () => {
+  const clients = Array.from({ length: 10 }, (_, i) => i);
+  const shares = [0, 1, 2].map((k) => shareOf(clients, k, 3));
+  assert.deepEqual(shares, [[0, 3, 6, 9], [1, 4, 7], [2, 5, 8]]);
+  assert.deepEqual(shares.flat().sort((a, b) => a - b), clients);
 });

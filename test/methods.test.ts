@@ -262,3 +262,16 @@ test("ViT spatial pooling reads tokens through the tower's own ln_post; ResNet m
   const rn = spatialPooler({ ...model.weights, config: { ...model.weights.config, vision: { kind: 'resnet', imageSize: 32, width: 1, layers: [1, 1, 1, 1], heads: 1 } } });
   assert.deepEqual(rn(Float32Array.of(1, 2, 3, 4, 10, 20, 30, 40), [2, 2, 2]), Float32Array.of(2.5, 25));
 });
+
+test('a client host holds only the clients it was given: asking it for another is an error', async () => {
+  const method = createMethod('pfedprompt');
+  const setup = await executorSetup(method, 2);
+  const host = await createExecutor({ ...setup, clients: [clients[0]] }, methodFromSpec, { workers: 1 });
+  try {
+    const download = { context: setup.settings.federation.initialContext };
+    assert.equal((await host.evaluate({ client: 0, split: 'test', download })).client, 0);
+    await assert.rejects(host.evaluate({ client: 1, split: 'test', download }), /client 1 is not hosted here \(this host runs 0\)/);
+  } finally {
+    await host.close();
+  }
+});

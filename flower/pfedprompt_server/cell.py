@@ -37,8 +37,9 @@ class CellOptions:
     wait_for_nodes: float = 60.0  # how long to wait for the nodes of all clients to connect
 
 
-def run_cell(grid: Grid, spec: CellSpec, run_config: str, options: CellOptions = CellOptions()) -> dict[str, Any]:
-    """The cell's CellResult (src/report/results.ts), with `failures` added when a node was left out."""
+def run_cell(grid: Grid, spec: CellSpec, run_config: str, options: CellOptions = CellOptions()) -> tuple[dict[str, Any], dict[str, Any]]:
+    """The cell's CellResult (src/report/results.ts), with `failures` added when a node was left out,
+    and the server's final state (name → array)."""
     started = time.perf_counter()
     cohort, described = describe(grid, run_config, spec.as_json(), options.describe_timeout, options.wait_for_nodes)
     participation = Participation(cohort, run_config, spec.as_json())
@@ -84,7 +85,8 @@ def run_cell(grid: Grid, spec: CellSpec, run_config: str, options: CellOptions =
     final = test_accuracies(evaluate(grid, participation, strategy, state, after, "final evaluation", "test", **memory), participation, "final evaluation")
     if not final:
         raise FederationError(f"{facts['cell']['id']}: no client returned a test accuracy")
-    return cell_result(facts, cohort.client_facts, final, rounds, selection, participation.failures, time.perf_counter() - started)
+    result = cell_result(facts, cohort.client_facts, final, rounds, selection, participation.failures, time.perf_counter() - started)
+    return result, {name: array.numpy() for name, array in state.items()}
 
 
 def _choice_accuracies(client: int, metrics: dict[str, Any], choices: int, participation: Participation) -> list[float] | None:

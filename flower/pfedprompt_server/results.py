@@ -63,3 +63,37 @@ def write_atomic(path: Path, text: str) -> None:
         os.replace(tmp, path)
     finally:
         tmp.unlink(missing_ok=True)
+
+
+def prompt_file(out_dir: Path, cell_id: str) -> Path:
+    """Where a cell's final server state goes, as runner.ts names it."""
+    return out_dir / "prompts" / (cell_id.replace("/", "__") + ".safetensors")
+
+
+def write_final_state(out_dir: Path, cell_id: str, state: dict[str, Any]) -> Path:
+    """The server state after the last round (the shared prompt users deploy), as a safetensors file of
+    1-D F32 tensors written atomically. It holds only what the server had: uploads' aggregates."""
+    import numpy as np
+
+    tensors = {name: np.ascontiguousarray(np.asarray(a, dtype="<f4").reshape(-1)) for name, a in state.items()}
+    header: dict[str, Any] = {}
+    offset = 0
+    for name, a in tensors.items():
+        header[name] = {"dtype": "F32", "shape": [int(a.size)], "data_offsets": [offset, offset + a.nbytes]}
+        offset += a.nbytes
+    head = json.dumps(header, separators=(",", ":")).encode("utf-8")
+    head += b" " * ((8 - len(head) % 8) % 8)
+    path = prompt_file(out_dir, cell_id)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    try:
+        with open(tmp, "wb") as f:
+            f.write(len(head).to_bytes(8, "little") + head)
+            for a in tensors.values():
+                f.write(a.tobytes())
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    finally:
+        tmp.unlink(missing_ok=True)
+    return path

@@ -21,7 +21,7 @@ from .cell import CellOptions, run_cell
 from .experiment import cells, load_config, output_dir
 from .failures import FederationError
 from .polling import PolledGrid
-from .results import record_cell
+from .results import record_cell, write_final_state
 
 app = ServerApp()
 
@@ -40,6 +40,7 @@ def main(grid: Grid, context: Context) -> None:
     grid_cells = cells(config)
     for index, spec in enumerate(grid_cells, start=1):
         log(INFO, "cell %d/%d: %s, seed %d, %d shots", index, len(grid_cells), spec.method, spec.seed, spec.shots)
-        result = run_cell(grid, spec, run_config, options)
+        result, state = run_cell(grid, spec, run_config, options)
+        write_final_state(out, result["id"], state)
         written = record_cell(out, result)
         log(INFO, "%s: mean accuracy %.4f → %s", result["id"], result["meanAccuracy"], written)

@@ -16,7 +16,8 @@ def run(method, nodes, rounds=2, seed=1, shots=2, **config):
     """One cell over FakeNodes; returns (CellResult, grid)."""
     grid = FakeGrid(nodes)
     run_config = json.dumps({"federation": {"rounds": rounds}, **config})
-    return run_cell(grid, CellSpec(method, seed, shots), run_config, CellOptions(wait_for_nodes=0)), grid
+    result, _final_state = run_cell(grid, CellSpec(method, seed, shots), run_config, CellOptions(wait_for_nodes=0))
+    return result, grid
 
 
 @pytest.fixture

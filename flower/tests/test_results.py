@@ -67,3 +67,23 @@ def test_pfedprompt_report_reads_and_renders_the_file(tmp_path):
                             capture_output=True, text=True)
     assert report.returncode == 0, report.stderr
     assert (tmp_path / "report" / "report.html").exists()
+
+
+def test_final_state_is_a_safetensors_file_of_float32_tensors(tmp_path):
+    import numpy as np
+
+    from pfedprompt_server.results import write_final_state
+
+    state = {"context": np.arange(6, dtype=np.float32) / 7, "cloud/1": np.array([[1.5, -2.0]], dtype=np.float32)}
+    path = write_final_state(tmp_path, "world/b/4shot/promptamp/seed1", state)
+    assert path == tmp_path / "prompts" / "world__b__4shot__promptamp__seed1.safetensors"
+    raw = path.read_bytes()
+    length = int.from_bytes(raw[:8], "little")
+    header = json.loads(raw[8 : 8 + length])
+    assert length % 8 == 0
+    body = raw[8 + length :]
+    for name, array in state.items():
+        entry = header[name]
+        assert entry["dtype"] == "F32" and entry["shape"] == [array.size]
+        start, end = entry["data_offsets"]
+        assert np.array_equal(np.frombuffer(body[start:end], dtype="<f4"), array.reshape(-1))

@@ -7,6 +7,7 @@
 //   <output>/config.json          the validated config, every default filled in
 //   <output>/partitions/*.json    the clients of each (dataset, shots), shareable
 //   <output>/cells/*.json         one finished cell each
+//   <output>/prompts/*.safetensors each cell's final server state (the shared prompt to deploy)
 //   <output>/results.json, results.csv, results.md, report.html, *.png
 
 import { execFileSync } from 'node:child_process';
@@ -25,7 +26,8 @@ import type { ClientData } from '../federation/client-data.js';
 import { WorkerPool, createExecutor, sharedModel, sharedTokenizer, type ClientHostSetup } from '../federation/client-executor.js';
 import { mean, runFederation, type FederationOptions, type FederationResult, type RoundRecord } from '../federation/engine.js';
 import type { ClientSettings } from '../federation/client.js';
-import type { FederationSetup, Method } from '../federation/method.js';
+import type { FederationSetup, Method, Tensors } from '../federation/method.js';
+import { writeSafetensors } from '../io/safetensors.js';
 import { writeFileAtomic } from '../io/atomic.js';
 import { createMethod, type MethodId, type MethodOptions } from '../methods/index.js';
 import { CoopPrompt, type PromptOptions } from '../prompt/coop-prompt.js';
@@ -128,7 +130,7 @@ async function runGrid(config: ExperimentConfig, events: RunEvents, context: Gri
         for (const seed of config.seeds) {
           const spec = cellSpecOf(datasetId, backbone, shots, methodId, seed);
           const cellConfig = cellConfigOf(config, spec, backbone, partition);
-          const file = path.join(outDir, 'cells', `${spec.id.replaceAll('/', '__')}.json`);
+          const file = path.join(outDir, 'cells', `${cellFileName(spec.id)}.json`);
           events.onCellStart?.(spec, index++, grid.length);
           const previous = await readFinishedCell(file, cellConfig);
           if (previous) {
@@ -143,6 +145,7 @@ async function runGrid(config: ExperimentConfig, events: RunEvents, context: Gri
           const started = performance.now();
           const federation = await runCell(config, spec, model, tokenizerDir, dataset, clients, pool, (r) => events.onRound?.(spec, r), events.log);
           const cell = cellResult(spec, dataset, backbone, config, cellConfig, federation, (performance.now() - started) / 1000, (c) => clients![c].classes);
+          await writeFinalState(outDir, spec, federation.finalState);
           await writeFileAtomic(file, `${JSON.stringify({ cellConfigHash: hashOf(cellConfig), cell }, null, 1)}\n`);
           cells.push(cell);
           events.onCellEnd?.(spec, cell, false);
@@ -298,6 +301,22 @@ async function readFinishedCell(file: string, cellConfig: Record<string, unknown
   } catch {
     return undefined; // unreadable: computed again and overwritten
   }
+}
+
+/** A cell's id as one file name. */
+export function cellFileName(cellId: string): string {
+  return cellId.replaceAll('/', '__');
+}
+
+/** Where a cell's final server state is written (flower/'s ServerApp names it the same). */
+export function promptFile(outDir: string, cellId: string): string {
+  return path.join(outDir, 'prompts', `${cellFileName(cellId)}.safetensors`);
+}
+
+async function writeFinalState(outDir: string, spec: CellSpec, state: Tensors): Promise<void> {
+  const file = promptFile(outDir, spec.id);
+  await mkdir(path.dirname(file), { recursive: true });
+  await writeSafetensors(file, Object.fromEntries(Object.entries(state).map(([name, data]) => [name, { shape: [data.length], data }])));
 }
 
 async function writeResults(outDir: string, results: ResultsFile): Promise<void> {

@@ -217,7 +217,7 @@ export class WorkerPool {
     const run = this.runs++;
     const W = this.workers.length;
     const owner = new Map(setup.clients.map((c, i) => [c.id, i % W]));
-    await Promise.all(this.workers.map((w, k) => this.request(w, { kind: 'setup', run, setup: { ...setup, clients: setup.clients.filter((_, i) => i % W === k) } })));
+    await Promise.all(this.workers.map((w, k) => this.request(w, { kind: 'setup', run, setup: { ...setup, clients: shareOf(setup.clients, k, W) } })));
     // One job in flight per worker, as a worker's clients share its cores.
     const queues = this.workers.map(() => Promise.resolve() as Promise<unknown>);
     const send = <T>(client: number, message: Message): Promise<T> => {
@@ -239,6 +239,11 @@ export class WorkerPool {
   async close(): Promise<void> {
     await Promise.all(this.workers.map((w) => w.terminate()));
   }
+}
+
+/** The clients worker `k` of `workers` hosts: every workers-th, from the k-th. */
+export function shareOf<T>(clients: readonly T[], k: number, workers: number): T[] {
+  return clients.filter((_, i) => i % workers === k);
 }
 
 /** Runs in this thread for one worker, else on `pool` (or a pool of `workers` threads on `entry`, made for this run and closed with it). */

@@ -69,6 +69,8 @@ export interface FederationResult {
   readonly selection?: Selection;
   /** Every client left out of any step, rounds included. */
   readonly failures: readonly ClientFailure[];
+  /** The server's state after the last round: the shared prompt that a deployment would send its clients. */
+  readonly finalState: Tensors;
 }
 
 const bytesOf = (tensors: Tensors): number => Object.values(tensors).reduce((sum, t) => sum + t.byteLength, 0);
@@ -206,6 +208,7 @@ export async function runFederation(
     rounds,
     selection,
     failures,
+    finalState: server,
   };
 }
 

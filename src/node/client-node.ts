@@ -15,7 +15,7 @@ import { readPartition, type Partition } from '../data/partition.js';
 import { createPartition } from '../data/partitioners/index.js';
 import { loadClientData } from '../experiment/client-features.js';
 import { parseConfig, type ExperimentConfig } from '../experiment/config.js';
-import { backboneOf, cellConfigOf, cellSpecOf, datasetIdOf, memoryChoices, partitionRequest, prepareCell, type CellSpec, type PreparedCell } from '../experiment/runner.js';
+import { backboneOf, cellConfigOf, cellFileName, cellSpecOf, datasetIdOf, memoryChoices, partitionRequest, prepareCell, type CellSpec, type PreparedCell } from '../experiment/runner.js';
 import { FeatureCache } from '../features/cache.js';
 import type { ClientData } from '../federation/client-data.js';
 import { sharedModel, sharedTokenizer, textFeatureCache } from '../federation/client-executor.js';
@@ -225,7 +225,7 @@ export class ClientNode {
     const spec = cellSpecOf(datasetIdOf(options.data.dataset), backboneOf(config), shots, methodId, seed);
     const prepared = await prepareCell(config, spec, model, tokenizerDir, dataset.classnames, partition.clients.length);
     const compute = { model, prompt: new CoopPrompt(model, tokenizer, dataset.classnames, prepared.prompt) };
-    const store = new DiskStore(path.join(options.stateDir, 'runs', safe(request.runId), `${spec.id.replaceAll('/', '__')}.safetensors`));
+    const store = new DiskStore(path.join(options.stateDir, 'runs', safe(request.runId), `${cellFileName(spec.id)}.safetensors`));
     const client = new FederatedClient(prepared.method, compute, prepared.settings, data, store, textFeatureCache(compute));
     options.log?.(`${spec.id}: client ${data.id} of ${partition.clients.length}, ${data.train[0].count} training images`);
     return { key, spec, config, reported, prepared, partition, data, client, datasetLabel: dataset.name };
