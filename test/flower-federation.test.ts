@@ -18,6 +18,7 @@ import { runExperiment } from '../src/experiment/runner.js';
 import { federateLocally, spawnNode, stopAll } from '../src/federate/local-federation.js';
 import { FLOWER_APP, SuperLink, delay, freePort, superLinkMissing } from '../src/federate/superlink.js';
 import type { CellResult, ResultsFile } from '../src/report/results.js';
+import { readSafetensors, toFloat32 } from '../src/io/safetensors.js';
 import { makeTlsFiles } from './flower-harness.js';
 import { PROJECT_ROOT, fixture } from './shared.js';
 import { writeShapesDataset } from './synthetic-dataset.js';
@@ -148,8 +149,20 @@ test('parity: PromptFL, pFedPrompt and PromptAMP over Flower (`pfedprompt federa
       assert.equal(r.bytesUp, sim.rounds[i].bytesUp, `${method} round ${r.round} bytes up`);
       assert.equal(r.bytesDown, sim.rounds[i].bytesDown, `${method} round ${r.round} bytes down`);
     });
-    // TODO(final prompts): once both sides save <output>/prompts/<cell id with / as __>.safetensors
-    // (the lead's change on main), assert the final prompts agree within 1e-5.
+    // The final server state (the prompt to deploy) each side saved for the cell.
+    const promptFile = (outDir: string) => path.join(outDir, 'prompts', `${sim.id.replaceAll('/', '__')}.safetensors`);
+    const [simPrompt, fedPrompt] = await Promise.all([simulated.outDir, federated.outDir].map(async (dir) => {
+      assert.ok(existsSync(promptFile(dir)), `${method}: ${promptFile(dir)} exists`);
+      return (await readSafetensors(promptFile(dir))).tensors;
+    }));
+    assert.deepEqual([...fedPrompt.keys()].sort(), [...simPrompt.keys()].sort(), `${method}: the same tensors in the final prompts`);
+    for (const [name, entry] of simPrompt) {
+      const a = toFloat32(fedPrompt.get(name)!);
+      const b = toFloat32(entry);
+      assert.equal(a.length, b.length, `${method} ${name}: length`);
+      const scale = Math.max(...b.map(Math.abs), 1e-12);
+      for (let i = 0; i < b.length; i++) assert.ok(Math.abs(a[i] - b[i]) <= 1e-5 * scale, `${method} ${name}[${i}]: ${a[i]} vs ${b[i]} (within 1e-5 of the largest value)`);
+    }
   }
 });
 
