@@ -9,7 +9,8 @@
 
 import assert from 'node:assert/strict';
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
-import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdtempSync, readFileSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
+import { fromBinary } from '@bufbuild/protobuf';
 import os from 'node:os';
 import path from 'node:path';
 import { after, before, test } from 'node:test';
@@ -19,6 +20,11 @@ import { federateLocally, spawnNode, stopAll } from '../src/federate/local-feder
 import { FLOWER_APP, SuperLink, delay, freePort, superLinkMissing } from '../src/federate/superlink.js';
 import type { CellResult, ResultsFile } from '../src/report/results.js';
 import { readSafetensors, toFloat32 } from '../src/io/safetensors.js';
+import { FleetNode, GrpcFleetTransport, NodeKey, nodeSha256Hex, type FleetTransport, type RecordDict } from '../src/flower/index.js';
+import { parseObject } from '../src/flower/objects.js';
+import { PushObjectRequestSchema } from '../src/flower/proto/flwr/proto/message_pb.js';
+import { ClientNode } from '../src/node/client-node.js';
+import { flowerHandler } from '../src/node/flower-handler.js';
 import { makeTlsFiles } from './flower-harness.js';
 import { PROJECT_ROOT, fixture } from './shared.js';
 import { writeShapesDataset } from './synthetic-dataset.js';
@@ -288,6 +294,115 @@ test('a node killed (SIGKILL) mid-round is left out of that round; restarted on 
     console.error(fed.report());
     throw err;
   } finally {
+    await fed.dispose();
+  }
+});
+
+test('privacy: every byte a node sends in a pFedPrompt and a PromptPer cell is declared arrays and metrics; no features, personal rows or image paths', { skip, timeout: 120_000 }, async () => {
+  const fed = await Federation.start('privacy');
+  const sent: Uint8Array[] = [];
+  const pushed: Uint8Array[] = [];
+  const personal: Float32Array[] = [];
+  const allowed = new Map<string, number>(); // array name → length, from describe (initial state, uploadSpec)
+  const replied: RecordDict[] = [];
+  const state = fed.stateOf(0);
+  const client = new ClientNode({ model: MODEL, tokenizer: TOKENIZER, data: { dataset: shapes, client: 0 }, stateDir: state, cache, threads: 2 });
+  const handle = flowerHandler(client);
+  const grpc = new GrpcFleetTransport({ address: fed.link.fleetAddress, insecure: true });
+  // The interceptor: the node's transport, recording each request and its metadata before it leaves.
+  const transport: FleetTransport = {
+    call(method, request, options) {
+      sent.push(request);
+      for (const [, value] of options.metadata) sent.push(typeof value === 'string' ? Buffer.from(value) : value);
+      if (method === 'PushObject') pushed.push(fromBinary(PushObjectRequestSchema, request).objectContent);
+      return grpc.call(method, request, options);
+    },
+    close: () => grpc.close(),
+  };
+  const node = new FleetNode({
+    transport, signer: NodeKey.ephemeral(), sha256: nodeSha256Hex, pollIntervalMs: 200, heartbeatInterval: 10,
+    handler: async (message, context) => {
+      const reply = await handle(message, context);
+      replied.push(reply);
+      const facts = reply.get('facts') ? JSON.parse(reply.configRecord('facts').string('json')) as { uploadSpec: Record<string, number> } : undefined;
+      if (facts) {
+        for (const [name, length] of Object.entries(facts.uploadSpec)) allowed.set(name, length);
+        for (const [name, a] of reply.arrayRecord('arrays').arrays) allowed.set(name, a.data.length);
+      }
+      // What the node keeps to itself after each step: its personal state files.
+      const runs = path.join(state, 'runs');
+      if (existsSync(runs)) {
+        for (const file of readdirSync(runs, { recursive: true }) as string[]) {
+          if (!file.endsWith('.safetensors')) continue;
+          for (const entry of (await readSafetensors(path.join(runs, file))).tensors.values()) personal.push(toFloat32(entry));
+        }
+      }
+      return reply;
+    },
+  });
+  const running = node.run();
+  running.catch(() => undefined);
+  try {
+    // The server's config names another dataset path than the nodes': none of theirs may travel.
+    const config = experiment('privacy', { methods: ['pfedprompt', 'promptper'], federation: { rounds: 2 } });
+    const configFile = writeConfig({ ...config, data: { ...config.data, datasets: ['/server/side/dataset'] } }, path.join(workdir, 'privacy.json'));
+    for (let k = 1; k < 4; k++) fed.startNode(k);
+    await node.ready;
+    const { status, output } = await runServerApp(fed, configFile, path.join(workdir, 'privacy-out'));
+    assert.equal(status, 0, `the run completes:\n${output.slice(-3000)}\n${fed.report()}`);
+    assert.ok(personal.length > 0, 'the node kept personal state');
+
+    // Every pushed object decodes; ArrayRecords hold only declared names, Arrays only declared sizes.
+    const sizes = new Set(allowed.values());
+    for (const bytes of pushed) {
+      const object = parseObject(bytes);
+      if (object.type === 'ArrayRecord') {
+        for (const name of Object.keys(JSON.parse(Buffer.from(object.body).toString()) as object)) assert.ok(allowed.has(name), `array "${name}" is declared`);
+      } else if (object.type === 'Array') {
+        const { shape, dtype } = JSON.parse(Buffer.from(object.body).toString()) as { shape: number[]; dtype: string };
+        assert.equal(dtype, 'float32');
+        assert.ok(sizes.has(shape.reduce((a, b) => a * b, 1)), `an array of shape [${shape}] is of a declared size (${[...sizes]})`);
+      } else if (object.type === 'ConfigRecord') {
+        // Only describe's facts (checked below through the replies).
+      }
+    }
+    for (const reply of replied) {
+      for (const [name] of reply.records) assert.ok(['arrays', 'metrics', 'facts'].includes(name), `record "${name}"`);
+      const metrics = reply.get('metrics') ? [...reply.metricRecord('metrics').values.keys()] : [];
+      for (const key of metrics) assert.ok(['num-examples', 'client', 'steps', 'train-loss', 'accuracy', 'accuracies'].includes(key), `metric "${key}"`);
+    }
+
+    // No bytes of what the node holds, anywhere in what it sent.
+    const wire = Buffer.concat(sent);
+    const absent = (needle: Buffer, what: string) => assert.equal(wire.indexOf(needle), -1, `${what} is not in what the node sent`);
+    // A 16-byte window of float32 values every 64 bytes: unique enough, cheap enough.
+    const windows = (values: Float32Array, what: string) => {
+      const bytes = Buffer.from(values.buffer, values.byteOffset, values.byteLength);
+      for (let i = 0; i + 16 <= bytes.length; i += 64) {
+        const w = bytes.subarray(i, i + 16);
+        if (w.some((b) => b !== 0)) absent(w, `${what} (bytes ${i}…${i + 16})`);
+      }
+    };
+    // The node's loaded cell: its own features (a test reaching into the node on purpose).
+    const cell = await (client as unknown as { cell: Promise<{ data: { train: { embeds: Float32Array; pooled: Float32Array }[]; test: { embeds: Float32Array; pooled: Float32Array } } }> }).cell;
+    for (const set of [...cell.data.train, cell.data.test]) {
+      windows(set.embeds, 'a feature embedding');
+      windows(set.pooled, 'a pooled feature');
+    }
+    personal.forEach((rows, i) => windows(rows, `personal state ${i}`));
+    // The search does find what was sent: an uploaded array's bytes are there.
+    const upload = replied.filter((r) => r.get('arrays') && r.get('metrics')).flatMap((r) => [...r.arrayRecord('arrays').arrays.values()]).at(-1)!;
+    assert.ok(pushed.length > 0 && upload, 'objects were pushed, an array was uploaded');
+    assert.notEqual(wire.indexOf(Buffer.from(upload.data.buffer, upload.data.byteOffset, 16)), -1, 'an uploaded array is found on the wire');
+    absent(Buffer.from(shapes), 'the dataset\'s path');
+    absent(Buffer.from(state), 'the state folder');
+    for (const name of readdirSync(shapes)) absent(Buffer.from(`${name}/0.png`), `the image ${name}/0.png`);
+  } catch (err) {
+    console.error(fed.report());
+    throw err;
+  } finally {
+    await node.stop();
+    await running.catch(() => undefined);
     await fed.dispose();
   }
 });
