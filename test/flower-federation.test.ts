@@ -261,7 +261,7 @@ test('a node killed (SIGKILL) mid-round is left out of that round; restarted on 
   const victim = 2;
   try {
     // PromptPer keeps personal rows on each node's disk; long local training makes a round last seconds.
-    const config = experiment('kill', { methods: ['promptper'], federation: { rounds: 3, localEpochs: 400, minClients: 3, timeoutSeconds: 30 } });
+    const config = experiment('kill', { methods: ['promptper'], federation: { rounds: 4, localEpochs: 400, minClients: 3, timeoutSeconds: 30 } });
     const configFile = writeConfig(config, path.join(workdir, 'kill.json'));
     for (let k = 0; k < 4; k++) fed.startNode(k, { heartbeat: 10 });
     await waitFor(() => [0, 1, 2, 3].every((k) => fed.joinedIds(k).length === 1), 30_000, 'four nodes joined');
@@ -284,8 +284,11 @@ test('a node killed (SIGKILL) mid-round is left out of that round; restarted on 
     const cell = cellOf(results, 'promptper') as CellResult & { failures?: { stage: string; client: number | null; reason: string }[] };
     const failures = cell.failures ?? [];
     assert.ok(failures.some((f) => f.stage === 'round 2' && f.client === victim), `round 2 records client ${victim} as a failure: ${JSON.stringify(failures)}`);
-    assert.deepEqual(failures.filter((f) => !/^round 2/.test(f.stage)), [], `only round 2 lost the node: ${JSON.stringify(failures)}`);
-    assert.ok(lines.some((l) => /round 3: 4 of 4 clients answered/.test(l)), 'the restarted node trains in round 3');
+    // The node is back once the SuperLink lets its old heartbeats lapse (2 × 10 s), about when round 2 gives up on it:
+    // round 2's evaluation or round 3 may still miss it, never the last round or the final evaluation.
+    assert.deepEqual(failures.filter((f) => f.client !== victim), [], `only the killed node was left out: ${JSON.stringify(failures)}`);
+    assert.deepEqual(failures.filter((f) => f.stage === 'round 4' || f.stage === 'final evaluation'), [], `it is back for round 4: ${JSON.stringify(failures)}`);
+    assert.ok(lines.some((l) => /round 4: 4 of 4 clients answered/.test(l)), 'the restarted node trains in round 4');
     assert.deepEqual(cell.clients.map((c) => c.id), [0, 1, 2, 3], 'every client has a final accuracy');
     // Its personal rows are on its own disk, under the run; the same file before and after the restart.
     const personal = path.join(fed.stateOf(victim), 'runs');
