@@ -11,6 +11,7 @@ import assert from 'node:assert/strict';
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import { existsSync, mkdtempSync, readFileSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
 import { fromBinary } from '@bufbuild/protobuf';
+import { connect, createServer, type Server, type Socket } from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
 import { after, before, test } from 'node:test';
@@ -99,9 +100,9 @@ class Federation {
     return path.join(this.dir, `node-${client}.log`);
   }
 
-  startNode(client: number, extra: { heartbeat?: number; dataset?: string } = {}): ChildProcess {
+  startNode(client: number, extra: { heartbeat?: number; dataset?: string; fleetAddress?: string } = {}): ChildProcess {
     const proc = spawnNode({
-      superlink: this.link, client, stateDir: this.stateOf(client), model: MODEL, tokenizer: TOKENIZER, dataset: extra.dataset ?? shapes,
+      superlink: this.link, fleetAddress: extra.fleetAddress, client, stateDir: this.stateOf(client), model: MODEL, tokenizer: TOKENIZER, dataset: extra.dataset ?? shapes,
       cache, threads: 2, heartbeat: extra.heartbeat, logFile: this.logOf(client),
     });
     this.nodes.set(client, proc);
@@ -406,6 +407,80 @@ test('privacy: every byte a node sends in a pFedPrompt and a PromptPer cell is d
   } finally {
     await node.stop();
     await running.catch(() => undefined);
+    await fed.dispose();
+  }
+});
+
+/** A TCP relay to the SuperLink's Fleet port that can go down (every connection cut, nothing accepted) and come back on the same port. */
+class Outage {
+  private server?: Server;
+  private readonly sockets = new Set<Socket>();
+  private constructor(readonly port: number, private readonly target: number) {}
+
+  static async start(target: number): Promise<Outage> {
+    const relay = new Outage(await freePort(), target);
+    await relay.up();
+    return relay;
+  }
+
+  get address(): string {
+    return `127.0.0.1:${this.port}`;
+  }
+
+  up(): Promise<void> {
+    const server = createServer((inbound) => {
+      const outbound = connect(this.target, '127.0.0.1');
+      for (const s of [inbound, outbound]) {
+        this.sockets.add(s);
+        s.on('close', () => this.sockets.delete(s));
+        s.on('error', () => s.destroy());
+      }
+      inbound.pipe(outbound).pipe(inbound);
+    });
+    this.server = server;
+    return new Promise((resolve) => server.listen(this.port, '127.0.0.1', () => resolve()));
+  }
+
+  down(): Promise<void> {
+    for (const s of this.sockets) s.destroy();
+    const server = this.server;
+    this.server = undefined;
+    return new Promise((resolve) => (server ? server.close(() => resolve()) : resolve()));
+  }
+}
+
+test('the SuperLink unreachable for 10 s mid-run: nodes reconnect with backoff and the run completes with every client', { skip, timeout: 120_000 }, async () => {
+  const fed = await Federation.start('outage');
+  const relay = await Outage.start(fed.link.fleetPort);
+  try {
+    const config = experiment('outage', { methods: ['promptfl'], federation: { rounds: 4, localEpochs: 100 } });
+    const configFile = writeConfig(config, path.join(workdir, 'outage.json'));
+    for (let k = 0; k < 4; k++) fed.startNode(k, { fleetAddress: relay.address });
+    await waitFor(() => [0, 1, 2, 3].every((k) => fed.joinedIds(k).length === 1), 30_000, 'four nodes joined');
+    const lines: string[] = [];
+    const run = runServerApp(fed, configFile, path.join(workdir, 'outage-out'), (line) => lines.push(line));
+    await waitFor(() => lines.some((l) => /round 1: 4 of 4 clients answered/.test(l)), 60_000, 'round 1 done');
+    await relay.down();
+    await delay(10_000);
+    await relay.up();
+    const { status, output } = await run;
+    assert.equal(status, 0, `the run completes:\n${output.slice(-3000)}\n${fed.report()}`);
+    for (let k = 0; k < 4; k++) {
+      const log = readFileSync(fed.logOf(k), 'utf8');
+      assert.match(log, /SuperLink unreachable/, `node ${k} noticed the outage`);
+      assert.match(log, /SuperLink reachable again/, `node ${k} reconnected`);
+      assert.equal(fed.joinedIds(k).length, 1, `node ${k} kept its node id: it never had to join again`);
+    }
+    const results = JSON.parse(readFileSync(path.join(workdir, 'outage-out', 'results.json'), 'utf8')) as ResultsFile;
+    const cell = cellOf(results, 'promptfl') as CellResult & { failures?: unknown[] };
+    assert.deepEqual(cell.failures ?? [], [], 'nobody was left out: the outage was shorter than two heartbeats');
+    assert.equal(cell.rounds.length, 4);
+    assert.deepEqual(cell.clients.map((c) => c.id), [0, 1, 2, 3]);
+  } catch (err) {
+    console.error(fed.report());
+    throw err;
+  } finally {
+    await relay.down();
     await fed.dispose();
   }
 });

@@ -89,6 +89,8 @@ export async function federateLocally(config: ExperimentConfig, events: LocalFed
 
 export interface NodeProcessOptions {
   readonly superlink: SuperLink;
+  /** Where the node reaches the Fleet API, if not the SuperLink's own address (a proxy, say). */
+  readonly fleetAddress?: string;
   readonly client: number;
   /** The node's folder: its key (hence its node id) and personal state. */
   readonly stateDir: string;
@@ -106,7 +108,7 @@ export interface NodeProcessOptions {
 
 /** One `pfedprompt node` process in its own process group, connected to `superlink` over plaintext gRPC. */
 export function spawnNode(o: NodeProcessOptions): ChildProcess {
-  const args = [CLI, 'node', '--superlink', o.superlink.fleetAddress, '--insecure', '--superlink-api', o.superlink.httpUrl, '--client', String(o.client),
+  const args = [CLI, 'node', '--superlink', o.fleetAddress ?? o.superlink.fleetAddress, '--insecure', '--superlink-api', o.superlink.httpUrl, '--client', String(o.client),
     '--state', o.stateDir, '--model', o.model, '--dataset', o.dataset, '--poll', '200',
     ...(o.tokenizer ? ['--tokenizer', o.tokenizer] : []), ...(o.threads ? ['--threads', String(o.threads)] : []),
     ...(o.heartbeat ? ['--heartbeat', String(o.heartbeat)] : []), ...(o.root ? ['--root', o.root] : []), ...(o.cache ? ['--cache', o.cache] : [])];
