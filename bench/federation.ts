@@ -4,10 +4,12 @@
 //      this process, answering with the array they were sent) through a real
 //      SuperLink, rounds of Flower's own FedAvg with a ViT-B/16 prompt's array
 //      (8,192 values): each round's latency, and memory per node;
-//  (b) overhead: a real pfedprompt cell (the bundled world CLIP, PromptFL)
-//      over Flower — the ServerApp of flower/ and ClientNodes behind Fleet
-//      nodes in this process — against the in-process simulation of the same
-//      cell: median round time, the ratio (goal: Flower ≤ 1.05 × in-process);
+//  (b) overhead: a real pfedprompt cell (the bundled world CLIP, PromptFL, one
+//      client holding every class, so that both sides do exactly the same
+//      computation one step after another) over Flower — the ServerApp of
+//      flower/ and a ClientNode behind a Fleet node in this process — against
+//      the in-process simulation of the same cell: median round time, the
+//      ratio (goal: Flower ≤ 1.05 × in-process);
 //  (c) bytes on the wire per round and node (Fleet calls' protobuf bodies and
 //      their signed metadata, counted at the transport) against the prompt's
 //      size.
@@ -97,7 +99,7 @@ async function scale(options: Options, log: (m: string) => void) {
 /** (b, c) one real cell over Flower against the same cell in-process. */
 async function overhead(options: Options, work: string, log: (m: string) => void) {
   const dataset = await prepareWorldDataset(path.join(work, 'world'), log);
-  const clients = 2;
+  const clients = 1;
   const input: ConfigInput = {
     name: 'bench-federation', model: WORLD_MODEL_DIR, backbone: 'world-ViT (bundled)', cache: path.join(work, 'cache'),
     data: { datasets: [dataset], shots: [4], partition: { scheme: 'pathological', clients }, views: 4 },
@@ -153,7 +155,7 @@ async function main(): Promise<void> {
   try {
     log(`(a) ${options.nodes} stub nodes, ${options.rounds} FedAvg rounds of ${PROMPT_VALUES} float32 values`);
     const a = await scale(options, log);
-    log(`(b, c) PromptFL on the bundled world, 2 clients, ${options.rounds} rounds × ${options.epochs} local epochs, ${options.runs} runs each way`);
+    log(`(b, c) PromptFL on the bundled world, 1 client, ${options.rounds} rounds × ${options.epochs} local epochs, ${options.runs} runs each way`);
     const b = await overhead(options, work, log);
     const simMedian = median(b.simulated);
     const flowerMedian = median(b.flower);
