@@ -363,12 +363,17 @@ export class FleetNode {
     });
     const pushed = await this.retrying('PushMessages', () => this.client.pushMessages(this.nodeIdValue!, proto, deflated.tree, runtime));
     const wanted = new Set(pushed.objectsToPush);
-    for (const id of postOrder(deflated.tree)) {
-      if (!wanted.delete(id)) continue;
-      const { stored } = await this.retrying('PushObject', () => this.client.pushObject(this.nodeIdValue!, to.runId, pushed.sessionId, id, deflated.objects.get(id)!));
-      if (!stored) throw new Error(`the SuperLink did not store object ${id} (push session ${pushed.sessionId} expired?)`);
-    }
+    const queue = postOrder(deflated.tree).filter((id) => wanted.delete(id));
     if (wanted.size > 0) throw new Error(`the SuperLink asked for objects not in the reply: ${[...wanted].join(', ')}`);
+    // A few pushes at a time, as Python's SuperNode does: each is a round trip, and a reply has several objects.
+    const worker = async () => {
+      for (let id = queue.shift(); id !== undefined; id = queue.shift()) {
+        const objectId = id;
+        const { stored } = await this.retrying('PushObject', () => this.client.pushObject(this.nodeIdValue!, to.runId, pushed.sessionId, objectId, deflated.objects.get(objectId)!));
+        if (!stored) throw new Error(`the SuperLink did not store object ${objectId} (push session ${pushed.sessionId} expired?)`);
+      }
+    };
+    await Promise.all(Array.from({ length: Math.min(4, queue.length) }, worker));
     this.logger.info(`sent ${reply.error ? 'error ' : ''}reply ${deflated.messageId} to ${to.messageId}`);
   }
 
