@@ -13,6 +13,7 @@ import type { MethodSpec } from '../src/experiment/client-worker.js';
 import type { ClientData } from '../src/federation/client-data.js';
 import { sharedModel, sharedTokenizer, textFeatureCache, type ClientHostSetup } from '../src/federation/client-executor.js';
 import { FederatedClient, InMemoryStore } from '../src/federation/client.js';
+import type { PromptCompute } from '../src/federation/local-training.js';
 import type { FederationSetup, Method } from '../src/federation/method.js';
 import { DEFAULT_METHOD_OPTIONS, createMethod, type MethodId, type MethodOptions } from '../src/methods/index.js';
 import { CoopPrompt } from '../src/prompt/coop-prompt.js';
@@ -67,10 +68,15 @@ export async function hostSetup(
   };
 }
 
+/** The frozen model and prompt layout a client of `setup` computes with. */
+export async function computeFor(setup: ClientHostSetup): Promise<PromptCompute> {
+  const model = await sharedModel(setup.modelPath);
+  return { model, prompt: new CoopPrompt(model, await sharedTokenizer(setup.tokenizerDir), setup.classnames, setup.prompt) };
+}
+
 /** One FederatedClient per client of `setup` in this thread, each with a store the test can read. */
 export async function localClients(method: Method, setup: ClientHostSetup): Promise<{ clients: FederatedClient[]; stores: InMemoryStore[] }> {
-  const model = await sharedModel(MODEL);
-  const compute = { model, prompt: new CoopPrompt(model, await sharedTokenizer(TOKENIZER), setup.classnames, setup.prompt) };
+  const compute = await computeFor(setup);
   const texts = textFeatureCache(compute);
   const stores = setup.clients.map(() => new InMemoryStore());
   return { clients: setup.clients.map((data, i) => new FederatedClient(method, compute, setup.settings, data, stores[i], texts)), stores };

