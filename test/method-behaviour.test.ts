@@ -16,6 +16,7 @@ import { federatedAverage, type ClientRuntime, type ClientUpload, type Method, t
 import { DEFAULT_METHOD_OPTIONS, type MethodId, type MethodOptions } from '../src/methods/index.js';
 import { VisualMemory } from '../src/methods/visual-memory.js';
 import { computeFor, hostSetup, localClients, methodWith, useShapesClients } from './method-fixture.js';
+import { CLASSNAMES } from './synthetic-dataset.js';
 
 const shapes = useShapesClients();
 const SEED = 7;
@@ -121,5 +122,53 @@ test("pFedPrompt predicts with its visual memory: its logits are PromptFL's unde
     const [none, strong] = (await pfp.clients[k].evaluate('test', download, [{ alpha: 0, beta: 5.5 }, { alpha: 1e4, beta: 5.5 }])).accuracies;
     assert.equal(none, plain);
     assert.ok(strong > plain, `client ${k}: accuracy ${strong} with a dominant memory, ${plain} without it`);
+  }
+});
+
+test("PromptPer keeps its personal rows between rounds: round 2 trains from round 1's personal rows (kept in the client's store), they differ between clients, and the client predicts with them", async () => {
+  const starts: Start[] = [];
+  const per = await clientsOf('promptper', {}, recordingStarts(starts));
+  const federation = per.setup.settings.federation;
+  const W = federation.width;
+  const globalRows = [0, 1]; // ⌊M/2⌋ of M = 4 context tokens
+  const personalRows = [2, 3];
+  const round1 = { global: rowsOf(federation.initialContext, globalRows, W) };
+  const uploads: ClientUpload[] = [];
+  for (const client of per.clients) {
+    const reply = await client.fit(1, round1);
+    uploads.push({ client: reply.client, samples: reply.samples, tensors: reply.upload });
+  }
+  const kept: Float32Array[] = [];
+  for (let k = 0; k < per.clients.length; k++) {
+    const personal = (await per.stores[k].load())?.personal;
+    assert.ok(personal, `client ${k} kept no personal rows after round 1`);
+    assert.notDeepEqual(personal, rowsOf(federation.initialContext, personalRows, W), `client ${k}: round 1 did not train its personal rows`);
+    kept.push(personal);
+  }
+  assert.notDeepEqual(kept[0], kept[1], 'two clients hold the same personal rows');
+  const round2 = { global: federatedAverage(uploads, 'global', true) };
+  for (let k = 0; k < per.clients.length; k++) {
+    await per.clients[k].fit(2, round2);
+    const [start] = starts.filter((s) => s.client === k && s.round === 2);
+    assert.deepEqual(rowsOf(start.start, personalRows, W), kept[k], `client ${k}: round 2 did not start from its own round-1 personal rows`);
+    assert.deepEqual(rowsOf(start.start, globalRows, W), round2.global, `client ${k}: round 2 did not start from the global rows it was sent`);
+    const personal = await per.stores[k].load();
+    const runtime: ClientRuntime = { setup: federation, data: shapes.clients[k], numClasses: CLASSNAMES.length, round: 3, train: () => { throw new Error('no training here'); } };
+    const { context } = per.method.client.predictor(runtime, round2, personal);
+    assert.deepEqual(rowsOf(context, personalRows, W), personal!.personal, `client ${k} does not predict with its personal rows`);
+  }
+});
+
+test('local CoOp continues from its own context: round 2 trains from the context round 1 left in the client\'s store, not from the seeded start it is sent again', async () => {
+  const starts: Start[] = [];
+  const coop = await clientsOf('local-coop', {}, recordingStarts(starts));
+  const download = { context: coop.setup.settings.federation.initialContext };
+  for (let k = 0; k < coop.clients.length; k++) {
+    await coop.clients[k].fit(1, download);
+    const kept = (await coop.stores[k].load())?.context;
+    assert.ok(kept && kept.some((v, i) => v !== download.context[i]), `client ${k} kept no trained context after round 1`);
+    await coop.clients[k].fit(2, download);
+    const [start] = starts.filter((s) => s.client === k && s.round === 2);
+    assert.deepEqual(start.start, kept, `client ${k}: round 2 did not continue from its own context`);
   }
 });
