@@ -8,9 +8,9 @@
 
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
-import type { ClientExecutor } from '../src/federation/client-executor.js';
+import type { ClientExecutor, ClientHostSetup } from '../src/federation/client-executor.js';
 import type { FederatedClient, InMemoryStore } from '../src/federation/client.js';
-import { participants, runFederation, type RoundRecord } from '../src/federation/engine.js';
+import { participants, runFederation, type FederationResult } from '../src/federation/engine.js';
 import { classTextFeatures, predictLogits } from '../src/federation/evaluation.js';
 import { federatedAverage, type ClientRuntime, type ClientUpload, type Method, type Tensors } from '../src/federation/method.js';
 import { DEFAULT_METHOD_OPTIONS, type MethodId, type MethodOptions } from '../src/methods/index.js';
@@ -171,4 +171,86 @@ test('local CoOp continues from its own context: round 2 trains from the context
     const [start] = starts.filter((s) => s.client === k && s.round === 2);
     assert.deepEqual(start.start, kept, `client ${k}: round 2 did not continue from its own context`);
   }
+});
+
+test('participants: a seeded draw of max(1, round(f·N)) distinct clients per round, the same for the same seed and round, varying across rounds and seeds', () => {
+  const draws = (seed: number) => Array.from({ length: 6 }, (_, r) => participants(10, 0.3, seed, r + 1));
+  for (const round of draws(1)) {
+    assert.equal(round.length, 3);
+    assert.equal(new Set(round).size, 3);
+    assert.ok(round.every((c, i) => Number.isInteger(c) && c >= 0 && c < 10 && (i === 0 || round[i - 1] < c)), `${round}`);
+  }
+  assert.deepEqual(draws(1), draws(1));
+  assert.ok(new Set(draws(1).map(String)).size > 1, 'every round draws the same clients');
+  assert.notDeepEqual(draws(1), draws(2));
+  assert.deepEqual(participants(10, 1, 1, 1), [0, 1, 2, 3, 4, 5, 6, 7, 8, 9]);
+  assert.equal(participants(10, 0.01, 1, 1).length, 1);
+});
+
+interface PartialRun {
+  readonly result: FederationResult;
+  readonly fits: readonly { readonly round: number; readonly client: number; readonly download: Tensors; readonly upload: ClientUpload }[];
+  readonly starts: readonly Start[];
+  /** Every client's stored state before the run and after each round. */
+  readonly states: readonly (readonly (Tensors | undefined)[])[];
+  readonly setup: ClientHostSetup;
+}
+
+/** PromptPer for 4 rounds on the real engine with `participation`, clients in this thread; what each round sent, trained and left in the stores. */
+async function runPartially(seed: number, participation: number): Promise<PartialRun> {
+  const starts: Start[] = [];
+  const { method, options } = methodWith('promptper');
+  const base = await hostSetup(method, shapes.clients, seed, options);
+  const setup = { ...base, settings: { ...base.settings, federation: { ...base.settings.federation, rounds: 4 }, scheduleEpochs: 8 } };
+  const { clients, stores } = await localClients(recordingStarts(starts)(method), setup);
+  const fits: { round: number; client: number; download: Tensors; upload: ClientUpload }[] = [];
+  const executor: ClientExecutor = {
+    async fit(job) {
+      const reply = await clients[job.client].fit(job.round, job.download);
+      fits.push({ round: job.round, client: job.client, download: job.download, upload: { client: reply.client, samples: reply.samples, tensors: reply.upload } });
+      return reply;
+    },
+    evaluate: (job) => clients[job.client].evaluate(job.split, job.download, job.choices),
+    close: async () => {},
+  };
+  // A store's load resolves to its state when called: one snapshot of every store before the run and after each round.
+  const snapshots: Promise<(Tensors | undefined)[]>[] = [Promise.all(stores.map((s) => s.load()))];
+  const result = await runFederation(method, setup.settings.federation, executor, { participation, seed, choices: [], evaluateEachRound: false },
+    () => snapshots.push(Promise.all(stores.map((s) => s.load()))));
+  return { result, fits, starts, states: await Promise.all(snapshots), setup };
+}
+
+test('partial participation: only the drawn clients train each round, the others keep their state, the aggregate is of the participants\' uploads only, and one seed gives the same run', async () => {
+  const seed = 9; // draws {1,2} {0,2} {1,2} {0,1}: clients sit out and come back
+  const participation = 0.6;
+  const { result, fits, starts, states, setup } = await runPartially(seed, participation);
+  const { width: W, initialContext, clients: N } = setup.settings.federation;
+  const personalRows = [2, 3];
+  const cameBack = new Set<number>();
+  result.rounds.forEach((record, i) => {
+    const round = i + 1;
+    assert.deepEqual(record.participants, participants(N, participation, seed, round));
+    assert.equal(record.participants.length, 2);
+    const trained = fits.filter((f) => f.round === round);
+    assert.deepEqual(trained.map((f) => f.client).sort(), record.participants, `round ${round}: other clients than the drawn ones trained`);
+    for (let k = 0; k < N; k++) {
+      if (record.participants.includes(k)) {
+        assert.notEqual(states[round][k], states[round - 1][k], `round ${round}: participant ${k} saved no new state`);
+        // A participant trains from the personal rows it kept last time it took part (the seeded ones the first time).
+        const kept: Float32Array = states[round - 1][k]?.personal ?? rowsOf(initialContext, personalRows, W);
+        const began: Float32Array = starts.find((s) => s.client === k && s.round === round)!.start;
+        assert.deepEqual(rowsOf(began, personalRows, W), kept, `round ${round}: client ${k} did not start from its own kept rows`);
+        if (round > 1 && !result.rounds[round - 2].participants.includes(k) && states[round - 1][k]) cameBack.add(k);
+      } else {
+        assert.equal(states[round][k], states[round - 1][k], `round ${round}: client ${k} did not take part, yet its state changed`);
+      }
+    }
+    // What the server sends next (or keeps at the end) is the weighted average of this round's participants' uploads.
+    const next = round < result.rounds.length ? fits.find((f) => f.round === round + 1)!.download : result.finalState;
+    assert.deepEqual(next.global, federatedAverage(trained.map((f) => f.upload), 'global', true), `round ${round}: the aggregate is not of the participants' uploads`);
+  });
+  assert.ok(cameBack.size > 0, 'no client sat a round out and came back: the draw no longer tests that');
+  const again = await runPartially(seed, participation);
+  assert.deepEqual(again.result.rounds.map((r) => r.participants), result.rounds.map((r) => r.participants));
+  assert.deepEqual(again.result.finalState, result.finalState);
 });
