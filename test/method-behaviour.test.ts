@@ -189,6 +189,8 @@ test('participants: a seeded draw of max(1, round(f·N)) distinct clients per ro
 
 interface PartialRun {
   readonly result: FederationResult;
+  /** Every fit job the engine sent, as (round, client), whether or not it succeeded. */
+  readonly asked: readonly (readonly [number, number])[];
   readonly fits: readonly { readonly round: number; readonly client: number; readonly download: Tensors; readonly upload: ClientUpload }[];
   readonly starts: readonly Start[];
   /** Every client's stored state before the run and after each round. */
@@ -203,9 +205,11 @@ async function runPartially(seed: number, participation: number): Promise<Partia
   const base = await hostSetup(method, shapes.clients, seed, options);
   const setup = { ...base, settings: { ...base.settings, federation: { ...base.settings.federation, rounds: 4 }, scheduleEpochs: 8 } };
   const { clients, stores } = await localClients(recordingStarts(starts)(method), setup);
+  const asked: [number, number][] = [];
   const fits: { round: number; client: number; download: Tensors; upload: ClientUpload }[] = [];
   const executor: ClientExecutor = {
     async fit(job) {
+      asked.push([job.round, job.client]);
       const reply = await clients[job.client].fit(job.round, job.download);
       fits.push({ round: job.round, client: job.client, download: job.download, upload: { client: reply.client, samples: reply.samples, tensors: reply.upload } });
       return reply;
@@ -217,13 +221,13 @@ async function runPartially(seed: number, participation: number): Promise<Partia
   const snapshots: Promise<(Tensors | undefined)[]>[] = [Promise.all(stores.map((s) => s.load()))];
   const result = await runFederation(method, setup.settings.federation, executor, { participation, seed, choices: [], evaluateEachRound: false },
     () => snapshots.push(Promise.all(stores.map((s) => s.load()))));
-  return { result, fits, starts, states: await Promise.all(snapshots), setup };
+  return { result, asked, fits, starts, states: await Promise.all(snapshots), setup };
 }
 
 test('partial participation: only the drawn clients train each round, the others keep their state, the aggregate is of the participants\' uploads only, and one seed gives the same run', async () => {
   const seed = 9; // draws {1,2} {0,2} {1,2} {0,1}: clients sit out and come back
   const participation = 0.6;
-  const { result, fits, starts, states, setup } = await runPartially(seed, participation);
+  const { result, asked, fits, starts, states, setup } = await runPartially(seed, participation);
   const { width: W, initialContext, clients: N } = setup.settings.federation;
   const personalRows = [2, 3];
   const cameBack = new Set<number>();
@@ -232,7 +236,8 @@ test('partial participation: only the drawn clients train each round, the others
     assert.deepEqual(record.participants, participants(N, participation, seed, round));
     assert.equal(record.participants.length, 2);
     const trained = fits.filter((f) => f.round === round);
-    assert.deepEqual(trained.map((f) => f.client).sort(), record.participants, `round ${round}: other clients than the drawn ones trained`);
+    assert.deepEqual(asked.filter(([r]) => r === round).map(([, k]) => k).sort(), record.participants, `round ${round}: other clients than the drawn ones were asked to train`);
+    assert.deepEqual(trained.map((f) => f.client).sort(), record.participants);
     for (let k = 0; k < N; k++) {
       if (record.participants.includes(k)) {
         assert.notEqual(states[round][k], states[round - 1][k], `round ${round}: participant ${k} saved no new state`);
@@ -249,6 +254,7 @@ test('partial participation: only the drawn clients train each round, the others
     const next = round < result.rounds.length ? fits.find((f) => f.round === round + 1)!.download : result.finalState;
     assert.deepEqual(next.global, federatedAverage(trained.map((f) => f.upload), 'global', true), `round ${round}: the aggregate is not of the participants' uploads`);
   });
+  assert.deepEqual(result.failures, []);
   assert.ok(cameBack.size > 0, 'no client sat a round out and came back: the draw no longer tests that');
   const again = await runPartially(seed, participation);
   assert.deepEqual(again.result.rounds.map((r) => r.participants), result.rounds.map((r) => r.participants));
