@@ -13,7 +13,7 @@ import type { FederatedClient, InMemoryStore } from '../src/federation/client.js
 import { participants, runFederation, type FederationResult } from '../src/federation/engine.js';
 import { classTextFeatures, predictLogits } from '../src/federation/evaluation.js';
 import { federatedAverage, type ClientRuntime, type ClientUpload, type Method, type Tensors } from '../src/federation/method.js';
-import { DEFAULT_METHOD_OPTIONS, type MethodId, type MethodOptions } from '../src/methods/index.js';
+import { DEFAULT_METHOD_OPTIONS, METHOD_IDS, createMethod, type MethodId, type MethodOptions } from '../src/methods/index.js';
 import { VisualMemory } from '../src/methods/visual-memory.js';
 import { computeFor, hostSetup, localClients, methodWith, useShapesClients } from './method-fixture.js';
 import { CLASSNAMES } from './synthetic-dataset.js';
@@ -171,6 +171,11 @@ test('local CoOp continues from its own context: round 2 trains from the context
     const [start] = starts.filter((s) => s.client === k && s.round === 2);
     assert.deepEqual(start.start, kept, `client ${k}: round 2 did not continue from its own context`);
   }
+});
+
+test('the engine trains every prompt learner (local CoOp included) and no training-free method: zero-shot CLIP and local Tip-Adapter only', () => {
+  const trainingFree = METHOD_IDS.filter((id) => !createMethod(id).trainsPrompt);
+  assert.deepEqual(trainingFree, ['zeroshot', 'local-tip-adapter']);
 });
 
 test('participants: a seeded draw of max(1, round(f·N)) distinct clients per round, the same for the same seed and round, varying across rounds and seeds', () => {
