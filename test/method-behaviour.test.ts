@@ -1,15 +1,15 @@
 // What each method does differently from PromptFL, observed on real local
 // training with the tiny fixture CLIP: PromptProx's pull towards the global
 // prompt, pFedPrompt's memory in training and in prediction, personal state
-// kept between rounds (PromptPer, local CoOp), and partial participation.
-// Each test compares a method with PromptFL (or with itself) from the same
+// kept between rounds (PromptPer, local CoOp), and partial participation on
+// the real engine.
+// The method tests compare a method with PromptFL (or with itself) from the same
 // start and seed, so a method that silently degrades into PromptFL, or
 // forgets its state, fails here rather than only in a paper's numbers.
 
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import type { ClientExecutor, ClientHostSetup } from '../src/federation/client-executor.js';
-import type { FederatedClient, InMemoryStore } from '../src/federation/client.js';
 import { participants, runFederation, type FederationResult } from '../src/federation/engine.js';
 import { classTextFeatures, predictLogits } from '../src/federation/evaluation.js';
 import { federatedAverage, type ClientRuntime, type ClientUpload, type Method, type Tensors } from '../src/federation/method.js';
