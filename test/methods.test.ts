@@ -4,65 +4,24 @@
 // folder with the tiny fixture CLIP.
 
 import assert from 'node:assert/strict';
-import { mkdtempSync, rmSync } from 'node:fs';
-import os from 'node:os';
-import path from 'node:path';
-import { after, before, test } from 'node:test';
+import { test } from 'node:test';
 import { SeededRandom } from '../src/clip/random.js';
-import { loadDataset } from '../src/data/load-dataset.js';
-import { createPartition } from '../src/data/partitioners/index.js';
-import { loadClientData } from '../src/experiment/client-features.js';
-import { spatialPooler, type ClientData, type FeatureSet } from '../src/federation/client-data.js';
-import { createExecutor, textFeatureCache, sharedModel, sharedTokenizer, type ClientExecutor, type ClientHostSetup } from '../src/federation/client-executor.js';
-import { CLIENT_WORKER_ENTRY, methodFromSpec, type MethodSpec } from '../src/experiment/client-worker.js';
+import { spatialPooler, type FeatureSet } from '../src/federation/client-data.js';
+import { createExecutor, textFeatureCache, sharedModel, sharedTokenizer, type ClientExecutor } from '../src/federation/client-executor.js';
+import { CLIENT_WORKER_ENTRY, methodFromSpec } from '../src/experiment/client-worker.js';
 import { checkUpload, runFederation, type FederationResult } from '../src/federation/engine.js';
 import { FederatedClient, InMemoryStore } from '../src/federation/client.js';
-import { federatedAverage, type ClientUpload, type FederationSetup, type Method, type Tensors } from '../src/federation/method.js';
-import { DEFAULT_METHOD_OPTIONS, METHOD_IDS, createMethod, type MethodId } from '../src/methods/index.js';
+import { federatedAverage, type ClientUpload, type Method, type Tensors } from '../src/federation/method.js';
+import { METHOD_IDS, createMethod, type MethodId } from '../src/methods/index.js';
 import { PROMPTAMP_DEFAULTS, cloudPrompts } from '../src/methods/promptamp.js';
 import { proximalPenalty } from '../src/methods/promptprox.js';
 import { DEFAULT_MEMORY, VisualMemory } from '../src/methods/visual-memory.js';
 import { CoopPrompt } from '../src/prompt/coop-prompt.js';
-import { fixture } from './shared.js';
-import { CLASSNAMES, writeShapesDataset } from './synthetic-dataset.js';
+import { MODEL, TOKENIZER, hostSetup, useShapesClients } from './method-fixture.js';
+import { CLASSNAMES } from './synthetic-dataset.js';
 
-const MODEL = fixture('clip', 'tiny-vit-hf');
-const TOKENIZER = fixture('clip-tokenizer');
-
-let workdir: string;
-let clients: ClientData[];
-
-before(async () => {
-  workdir = mkdtempSync(path.join(os.tmpdir(), 'pfedprompt-methods-'));
-  await writeShapesDataset(path.join(workdir, 'shapes'));
-  const dataset = await loadDataset(path.join(workdir, 'shapes'));
-  const partition = createPartition(dataset, { scheme: 'pathological', clients: 3, shots: 2, valShots: 2 });
-  const model = await sharedModel(MODEL);
-  clients = await loadClientData(model, dataset, partition, { views: 2, augmentSeed: 0 });
-});
-after(() => rmSync(workdir, { recursive: true, force: true }));
-
-function setupFor(prompt: CoopPrompt, seed: number): FederationSetup {
-  return {
-    clients: clients.length, rounds: 3, contextSize: prompt.rows * prompt.width, contextRows: prompt.rows,
-    contextTokens: prompt.contextTokens, width: prompt.width, initialContext: prompt.initialContext(seed),
-  };
-}
-
-async function executorSetup(method: Method, seed: number): Promise<ClientHostSetup<MethodSpec>> {
-  const model = await sharedModel(MODEL);
-  const promptOptions = { contextLength: 4, position: 'end' as const, classSpecific: false, ...method.prompt };
-  const prompt = new CoopPrompt(model, await sharedTokenizer(TOKENIZER), CLASSNAMES, promptOptions);
-  return {
-    modelPath: MODEL, tokenizerDir: TOKENIZER, method: { id: method.id as MethodId, options: DEFAULT_METHOD_OPTIONS }, prompt: promptOptions,
-    classnames: CLASSNAMES,
-    settings: {
-      federation: setupFor(prompt, seed), numClasses: CLASSNAMES.length, localEpochs: 2, batchSize: 4,
-      sgd: { lr: 0.02, momentum: 0.9, weightDecay: 5e-4, schedule: 'cosine' }, scheduleEpochs: 6, seed, scoring: 'all-classes',
-    },
-    clients,
-  };
-}
+const shapes = useShapesClients();
+const executorSetup = (method: Method, seed: number) => hostSetup(method, shapes.clients, seed);
 
 async function run(id: MethodId, seed: number, workers = 1, spy?: (uploads: readonly ClientUpload[]) => void): Promise<FederationResult> {
   const method = createMethod(id);
@@ -104,7 +63,7 @@ test('PromptProx / PromptAMP penalty: gradient matches finite differences', () =
 test("pFedPrompt's loss with the memory's logits: d loss / d ctx matches finite differences", async () => {
   const model = await sharedModel(MODEL);
   const prompt = new CoopPrompt(model, await sharedTokenizer(TOKENIZER), CLASSNAMES, { contextLength: 4, position: 'end', classSpecific: false });
-  const data = clients[0];
+  const data = shapes.clients[0];
   const memory = VisualMemory.build(data.train[0], CLASSNAMES.length, DEFAULT_MEMORY);
   const view = data.train[1];
   const rows = Array.from({ length: view.count }, (_, i) => i);
@@ -184,7 +143,7 @@ test('nothing personal is uploaded: pFedPrompt sends its shared context only, Pr
     const expected = id === 'pfedprompt' ? { context: setup.settings.federation.contextSize } : { global: 2 * setup.settings.federation.width };
     for (const tensors of seen) assert.deepEqual(Object.fromEntries(Object.entries(tensors).map(([k, v]) => [k, v.length])), expected);
     // No client's memory keys (its features) and no personal rows are inside any upload.
-    const forbidden = clients.flatMap((c) => [c.train[0].pooled.subarray(0, 8), c.train[0].embeds.subarray(0, 8)]);
+    const forbidden = shapes.clients.flatMap((c) => [c.train[0].pooled.subarray(0, 8), c.train[0].embeds.subarray(0, 8)]);
     for (const tensors of seen) {
       for (const t of Object.values(tensors)) for (const f of forbidden) assert.ok(!containsRun(t, f));
     }
@@ -232,12 +191,12 @@ test('PromptFL+FT fine-tunes: the finishing step moves a client off the global p
   const store = new InMemoryStore();
   const model = await sharedModel(MODEL);
   const compute = { model, prompt: new CoopPrompt(model, await sharedTokenizer(TOKENIZER), CLASSNAMES, setup.prompt) };
-  const client = new FederatedClient(method, compute, setup.settings, clients[0], store, textFeatureCache(compute));
+  const client = new FederatedClient(method, compute, setup.settings, shapes.clients[0], store, textFeatureCache(compute));
   // After the last round the run's cosine schedule is at 0: fine-tuning on it would change nothing.
   await client.finish(federation.rounds + 1, download);
   const personal = (await store.load())!;
   assert.ok(personal.context.some((v, i) => v !== download.context[i]), 'fine-tuning left the prompt as it was');
-  const runtime = { setup: federation, data: clients[0], numClasses: CLASSNAMES.length, round: 4, train: () => { throw new Error('not here'); } };
+  const runtime = { setup: federation, data: shapes.clients[0], numClasses: CLASSNAMES.length, round: 4, train: () => { throw new Error('not here'); } };
   assert.deepEqual(method.client.predictor(runtime, download, personal).context, personal.context);
   assert.deepEqual(method.client.predictor(runtime, download, {}).context, download.context);
 });
@@ -266,7 +225,7 @@ test("ViT spatial pooling reads tokens through the tower's own ln_post; ResNet m
 test('a client host holds only the clients it was given: asking it for another is an error', async () => {
   const method = createMethod('pfedprompt');
   const setup = await executorSetup(method, 2);
-  const host = await createExecutor({ ...setup, clients: [clients[0]] }, methodFromSpec, { workers: 1 });
+  const host = await createExecutor({ ...setup, clients: [shapes.clients[0]] }, methodFromSpec, { workers: 1 });
   try {
     const download = { context: setup.settings.federation.initialContext };
     assert.equal((await host.evaluate({ client: 0, split: 'test', download })).client, 0);
