@@ -234,3 +234,23 @@ test('a client host holds only the clients it was given: asking it for another i
     await host.close();
   }
 });
+
+test("PromptAMP's cloud prompt by hand with σ ≠ 1 and no client at the origin: u_i = (1 − Σξ)P_i + Σ ξ_ij P_j, ξ_ij = α_K e^(−‖P_i − P_j‖²/σ)/σ", () => {
+  const options = { alphaK: 0.1, sigma: 2, lambda: 1 };
+  const P = [[1, 0], [2, 0], [1, 3]];
+  const uploads = P.map((p, client) => ({ client, samples: 1, tensors: { context: Float32Array.from(p) } }));
+  const xi01 = (0.1 * Math.exp(-1 / 2)) / 2;
+  const xi02 = (0.1 * Math.exp(-9 / 2)) / 2;
+  const expected = [0, 1].map((k) => (1 - xi01 - xi02) * P[0][k] + xi01 * P[1][k] + xi02 * P[2][k]);
+  const u0 = cloudPrompts(uploads, options).get(0)!;
+  expected.forEach((v, k) => assert.ok(Math.abs(u0[k] - v) < 1e-6, `u_0[${k}] = ${u0[k]}, expected ${v}`));
+});
+
+test('by default the federated methods average weighted by each client\'s training images', () => {
+  const a = { client: 0, samples: 1, tensors: { context: Float32Array.of(0, 4) } };
+  const b = { client: 1, samples: 3, tensors: { context: Float32Array.of(4, 0) } };
+  const setup = { clients: 2, rounds: 1, contextSize: 2, contextRows: 1, contextTokens: 1, width: 2, initialContext: new Float32Array(2) };
+  for (const id of ['promptfl', 'promptfl-ft', 'promptprox', 'pfedprompt'] as const) {
+    assert.deepEqual(createMethod(id).server.aggregate({}, [a, b], setup).context, Float32Array.of(3, 1), id);
+  }
+});
