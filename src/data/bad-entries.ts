@@ -69,20 +69,6 @@ export function settleBadEntries(entries: readonly BadEntry[], options: LoadOpti
   return entries;
 }
 
-/** Runs `work` over `items` with at most `limit` in flight; results keep the items' order. */
-export async function mapLimited<T, R>(items: readonly T[], limit: number, work: (item: T) => Promise<R>): Promise<R[]> {
-  const results = new Array<R>(items.length);
-  let next = 0;
-  const worker = async (): Promise<void> => {
-    while (next < items.length) {
-      const i = next++;
-      results[i] = await work(items[i]);
-    }
-  };
-  await Promise.all(Array.from({ length: Math.min(limit, items.length) }, worker));
-  return results;
-}
-
 /** Why the file at `file` cannot serve as an image, or undefined when it can (at the given strictness). */
 export async function imageProblem(file: string, check: ImageCheck): Promise<string | undefined> {
   try {

@@ -7,7 +7,8 @@
 import { createHash } from 'node:crypto';
 import { availableParallelism } from 'node:os';
 import path from 'node:path';
-import { type BadEntry, type LoadOptions, imageProblem, mapLimited, settleBadEntries } from './bad-entries.js';
+import { type BadEntry, type LoadOptions, imageProblem, settleBadEntries } from './bad-entries.js';
+import { mapLimited } from '../io/map-limited.js';
 import type { Dataset, ImageItem, SplitName } from './dataset.js';
 
 /** One image of a split as its source file lists it. */

@@ -12,7 +12,7 @@ import { Worker, isMainThread, parentPort, workerData } from 'node:worker_thread
 import type { ClipModel, ImageFeatures } from '../clip/model.js';
 import { decodeImage, preprocessPixels } from '../clip/preprocess.js';
 import type { PreprocessConfig } from '../clip/weights.js';
-import { mapLimited } from '../data/bad-entries.js';
+import { mapLimited } from '../io/map-limited.js';
 import type { ImageItem } from '../data/dataset.js';
 import { augmentView } from './augment.js';
 import { featureKey, imageKey, type CachedFeatures, type FeatureCache } from './cache.js';

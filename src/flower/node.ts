@@ -14,6 +14,7 @@
 //   on exit DeactivateNode, and UnregisterNode only for a throwaway identity (a node
 //   with a key on disk keeps its registration, hence its node id across restarts).
 import { create } from '@bufbuild/protobuf';
+import { mapLimited } from '../io/map-limited.js';
 import type { NodeSigner, Sha256Hex } from './crypto.js';
 import { ApiErrorCode, NodeAuthenticationError, parseFlowerApiError } from './errors.js';
 import { FleetClient } from './fleet-client.js';
@@ -32,6 +33,8 @@ const HEARTBEAT_MIN_INTERVAL = 10;
 const HEARTBEAT_MAX_INTERVAL = 1800;
 const HEARTBEAT_BASE_MULTIPLIER = 0.8;
 const HEARTBEAT_CALL_TIMEOUT_MS = 5000;
+/** Objects pulled or pushed at once, as Python's SuperNode does: each is a round trip, and a message has several. */
+const OBJECT_TRANSFERS = 4;
 /** ErrorCode.CLIENT_APP_RAISED_EXCEPTION: what Flower sends when the app fails. */
 export const CLIENT_APP_RAISED_EXCEPTION = 2;
 
@@ -313,26 +316,19 @@ export class FleetNode {
 
   /** Pulls every object of the tree, retrying those not yet available, checking each hash. */
   private async pullTree(runId: bigint, tree: ObjectTree): Promise<Map<string, Uint8Array>> {
-    const ids = [...new Set(postOrder(tree))];
     const objects = new Map<string, Uint8Array>();
-    const queue = [...ids];
-    const worker = async () => {
-      for (let id = queue.shift(); id !== undefined; id = queue.shift()) {
-        let delay = 100;
-        for (;;) {
-          const r = await this.retrying('PullObject', () => this.client.pullObject(this.nodeIdValue!, runId, id!));
-          if (!r.objectFound) throw new Error(`object ${id} not found on the SuperLink`);
-          if (r.objectAvailable) {
-            await verifyObject(id, r.objectContent, this.options.sha256);
-            objects.set(id, r.objectContent);
-            break;
-          }
-          await sleep(delay, this.abort.signal);
-          delay = Math.min(delay * 2, 2000);
+    await mapLimited([...new Set(postOrder(tree))], OBJECT_TRANSFERS, async (id) => {
+      for (let delay = 100; ; delay = Math.min(delay * 2, 2000)) {
+        const r = await this.retrying('PullObject', () => this.client.pullObject(this.nodeIdValue!, runId, id));
+        if (!r.objectFound) throw new Error(`object ${id} not found on the SuperLink`);
+        if (r.objectAvailable) {
+          await verifyObject(id, r.objectContent, this.options.sha256);
+          objects.set(id, r.objectContent);
+          return;
         }
+        await sleep(delay, this.abort.signal);
       }
-    };
-    await Promise.all(Array.from({ length: Math.min(4, ids.length) }, worker));
+    });
     return objects;
   }
 
@@ -363,17 +359,12 @@ export class FleetNode {
     });
     const pushed = await this.retrying('PushMessages', () => this.client.pushMessages(this.nodeIdValue!, proto, deflated.tree, runtime));
     const wanted = new Set(pushed.objectsToPush);
-    const queue = postOrder(deflated.tree).filter((id) => wanted.delete(id));
+    const toPush = postOrder(deflated.tree).filter((id) => wanted.delete(id));
     if (wanted.size > 0) throw new Error(`the SuperLink asked for objects not in the reply: ${[...wanted].join(', ')}`);
-    // A few pushes at a time, as Python's SuperNode does: each is a round trip, and a reply has several objects.
-    const worker = async () => {
-      for (let id = queue.shift(); id !== undefined; id = queue.shift()) {
-        const objectId = id;
-        const { stored } = await this.retrying('PushObject', () => this.client.pushObject(this.nodeIdValue!, to.runId, pushed.sessionId, objectId, deflated.objects.get(objectId)!));
-        if (!stored) throw new Error(`the SuperLink did not store object ${objectId} (push session ${pushed.sessionId} expired?)`);
-      }
-    };
-    await Promise.all(Array.from({ length: Math.min(4, queue.length) }, worker));
+    await mapLimited(toPush, OBJECT_TRANSFERS, async (id) => {
+      const { stored } = await this.retrying('PushObject', () => this.client.pushObject(this.nodeIdValue!, to.runId, pushed.sessionId, id, deflated.objects.get(id)!));
+      if (!stored) throw new Error(`the SuperLink did not store object ${id} (push session ${pushed.sessionId} expired?)`);
+    });
     this.logger.info(`sent ${reply.error ? 'error ' : ''}reply ${deflated.messageId} to ${to.messageId}`);
   }
 
