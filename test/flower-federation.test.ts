@@ -245,16 +245,7 @@ test('`pfedprompt node` stopped (SIGTERM) while the SuperLink is unreachable exi
 
 /** `flwr run` of the pfedprompt ServerApp on `fed`'s SuperLink; resolves with its exit status and output. */
 function runServerApp(fed: Federation, configFile: string, outDir: string, onLine: (line: string) => void = () => {}) {
-  let pending = '';
-  return fed.link.runApp(FLOWER_APP, { config: configFile, output: outDir, 'wait-for-nodes': 60, 'poll-interval': 0.1 }, {
-    timeoutMs: 100_000,
-    onOutput: (text) => {
-      pending += text;
-      const lines = pending.split('\n');
-      pending = lines.pop()!;
-      lines.forEach(onLine);
-    },
-  });
+  return fed.link.runApp(FLOWER_APP, { config: configFile, output: outDir, 'wait-for-nodes': 60, 'poll-interval': 0.1 }, { timeoutMs: 100_000, onLine });
 }
 
 test('a node killed (SIGKILL) mid-round is left out of that round; restarted on its state folder it rejoins as the same node and the run completes', { skip, timeout: 120_000 }, async () => {

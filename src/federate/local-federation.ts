@@ -61,15 +61,9 @@ export async function federateLocally(config: ExperimentConfig, events: LocalFed
         nodeDied.abort();
       }
     }));
-    let pending = '';
     const run = await link.runApp(FLOWER_APP, { config: configFile, output: outDir, 'wait-for-nodes': 300, 'poll-interval': 0.1 }, {
       signal: nodeDied.signal,
-      onOutput: (text) => {
-        pending += text;
-        const lines = pending.split('\n');
-        pending = lines.pop()!;
-        for (const line of lines) if (line.trim()) events.onServerLine?.(line);
-      },
+      onLine: (line) => { if (line.trim()) events.onServerLine?.(line); },
     });
     if (died !== undefined) {
       const logFile = path.join(flowerDir, `node-${died}.log`);

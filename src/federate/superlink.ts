@@ -165,19 +165,22 @@ export class SuperLink {
     return { status: r.status, stdout: r.stdout, stderr: r.stderr };
   }
 
-  /** `flwr run <app> local --stream` with run-config values; resolves when the run ends (its output streamed to `onOutput`). */
+  /** `flwr run <app> local --stream` with run-config values; resolves when the run ends (its output streamed to `onLine`, a line at a time). */
   async runApp(
     appDir: string, runConfig: Record<string, string | number>,
-    options: { timeoutMs?: number; onOutput?: (text: string) => void; signal?: AbortSignal } = {},
+    options: { timeoutMs?: number; onLine?: (line: string) => void; signal?: AbortSignal } = {},
   ): Promise<{ status: number | null; output: string }> {
     const overrides = Object.entries(runConfig).map(([k, v]) => `${k}=${typeof v === 'string' ? JSON.stringify(v) : v}`).join(' ');
     const proc = spawn(path.join(BIN, 'flwr'), ['run', appDir, 'local', '--stream', '--run-config', overrides], {
       env: flowerEnv(this.flwrHome), cwd: this.dir, detached: true, stdio: ['ignore', 'pipe', 'pipe'],
     });
     let output = '';
+    let partial = ''; // the end of the output after its last newline
     const keep = (d: Buffer) => {
       output += d.toString();
-      options.onOutput?.(d.toString());
+      const lines = (partial + d.toString()).split('\n');
+      partial = lines.pop()!;
+      for (const line of lines) options.onLine?.(line);
     };
     proc.stdout!.on('data', keep);
     proc.stderr!.on('data', keep);
