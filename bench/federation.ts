@@ -14,7 +14,7 @@
 //      their signed metadata, counted at the transport) against the prompt's
 //      size.
 
-import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -122,7 +122,7 @@ async function overhead(options: Options, work: string, log: (m: string) => void
     try {
       const out = path.join(work, `flower${run}`);
       const config = path.join(work, `config${run}.json`);
-      await import('node:fs/promises').then((fs) => fs.writeFile(config, JSON.stringify(input)));
+      writeFileSync(config, JSON.stringify(input));
       const result = await link.runApp(FLOWER_APP, { config, output: out, 'poll-interval': 0.1 });
       if (result.status !== 0) throw new Error(`the ServerApp failed:\n${result.output.slice(-3000)}`);
       const cell: CellResult = (await readResults(path.join(out, 'results.json'))).cells[0];

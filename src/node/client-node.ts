@@ -108,6 +108,8 @@ interface LoadedCell {
   readonly data: ClientData;
   readonly client: FederatedClient;
   readonly datasetLabel: string;
+  /** Names and sizes of what the method's server half sends this client. */
+  readonly downloadSizes: Readonly<Record<string, number>>;
 }
 
 export class ClientNode {
@@ -151,12 +153,12 @@ export class ClientNode {
 
   /** What the server sent must have the names and sizes of what the method's server half sends: anything else is refused. */
   private checkDownload(cell: LoadedCell, arrays: Tensors): void {
-    const { method, federation } = cell.prepared;
-    const expected = method.server.download(method.server.initialState(federation), cell.data.id, federation);
-    for (const [name, t] of Object.entries(expected)) {
+    const { method } = cell.prepared;
+    const expected = cell.downloadSizes;
+    for (const [name, size] of Object.entries(expected)) {
       const got = arrays[name];
       if (!got) throw new Error(`the server's message lacks array "${name}" (${method.label} sends ${Object.keys(expected).join(', ')})`);
-      if (got.length !== t.length) throw new Error(`array "${name}" has ${got.length} values, ${method.label} expects ${t.length}`);
+      if (got.length !== size) throw new Error(`array "${name}" has ${got.length} values, ${method.label} expects ${size}`);
       if (!got.every(Number.isFinite)) throw new Error(`array "${name}" holds non-finite values`);
     }
     for (const name of Object.keys(arrays)) if (!(name in expected)) throw new Error(`the server sent array "${name}", which ${method.label} does not send`);
@@ -228,7 +230,10 @@ export class ClientNode {
     const store = new DiskStore(path.join(options.stateDir, 'runs', safe(request.runId), `${cellFileName(spec.id)}.safetensors`));
     const client = new FederatedClient(prepared.method, compute, prepared.settings, data, store, textFeatureCache(compute));
     options.log?.(`${spec.id}: client ${data.id} of ${partition.clients.length}, ${data.train[0].count} training images`);
-    return { key, spec, config, reported, prepared, partition, data, client, datasetLabel: dataset.name };
+    const { server } = prepared.method;
+    const download = server.download(server.initialState(prepared.federation), data.id, prepared.federation);
+    const downloadSizes = Object.fromEntries(Object.entries(download).map(([name, t]) => [name, t.length]));
+    return { key, spec, config, reported, prepared, partition, data, client, datasetLabel: dataset.name, downloadSizes };
   }
 
   /** The run's config with this node's own paths (its model, tokenizer and data, never the server's), and as the run wrote it. */
