@@ -15,7 +15,7 @@ import { classTextFeatures, predictLogits } from '../src/federation/evaluation.j
 import { federatedAverage, type ClientRuntime, type ClientUpload, type Method, type Tensors } from '../src/federation/method.js';
 import { DEFAULT_METHOD_OPTIONS, METHOD_IDS, createMethod, type MethodId, type MethodOptions } from '../src/methods/index.js';
 import { VisualMemory } from '../src/methods/visual-memory.js';
-import { computeFor, hostSetup, localClients, methodWith, useShapesClients } from './method-fixture.js';
+import { computeFor, hostSetup, localClients, methodWith, noTraining, useShapesClients } from './method-fixture.js';
 import { CLASSNAMES } from './synthetic-dataset.js';
 
 const shapes = useShapesClients();
@@ -109,7 +109,7 @@ test("pFedPrompt predicts with its visual memory: its logits are PromptFL's unde
   const texts = await classTextFeatures({ model, prompt }, download.context);
   for (let k = 0; k < shapes.clients.length; k++) {
     const data = shapes.clients[k];
-    const runtime: ClientRuntime = { setup: federation, data, numClasses: prompt.classnames.length, round: federation.rounds, train: () => { throw new Error('no training here'); } };
+    const runtime: ClientRuntime = { setup: federation, data, numClasses: prompt.classnames.length, round: federation.rounds, ...noTraining };
     const memory = VisualMemory.ofClient(runtime, DEFAULT_METHOD_OPTIONS.memory).logits(data.test);
     assert.ok(memory.some((v) => v > 0));
     const predictor = pfp.method.client.predictor(runtime, download, undefined);
@@ -153,9 +153,9 @@ test("PromptPer keeps its personal rows between rounds: round 2 trains from roun
     assert.deepEqual(rowsOf(start.start, personalRows, W), kept[k], `client ${k}: round 2 did not start from its own round-1 personal rows`);
     assert.deepEqual(rowsOf(start.start, globalRows, W), round2.global, `client ${k}: round 2 did not start from the global rows it was sent`);
     const personal = await per.stores[k].load();
-    const runtime: ClientRuntime = { setup: federation, data: shapes.clients[k], numClasses: CLASSNAMES.length, round: 3, train: () => { throw new Error('no training here'); } };
+    const runtime: ClientRuntime = { setup: federation, data: shapes.clients[k], numClasses: CLASSNAMES.length, round: 3, ...noTraining };
     const { context } = per.method.client.predictor(runtime, round2, personal);
-    assert.deepEqual(rowsOf(context, personalRows, W), personal!.personal, `client ${k} does not predict with its personal rows`);
+    assert.deepEqual(rowsOf(context!, personalRows, W), personal!.personal, `client ${k} does not predict with its personal rows`);
   }
 });
 

@@ -14,7 +14,7 @@ import type { ClientData } from '../src/federation/client-data.js';
 import { sharedModel, sharedTokenizer, textFeatureCache, type ClientHostSetup } from '../src/federation/client-executor.js';
 import { FederatedClient, InMemoryStore } from '../src/federation/client.js';
 import type { PromptCompute } from '../src/federation/local-training.js';
-import type { FederationSetup, Method } from '../src/federation/method.js';
+import type { ClientRuntime, FederationSetup, Method } from '../src/federation/method.js';
 import { DEFAULT_METHOD_OPTIONS, createMethod, type MethodId, type MethodOptions } from '../src/methods/index.js';
 import { CoopPrompt } from '../src/prompt/coop-prompt.js';
 import { fixture } from './shared.js';
@@ -87,3 +87,14 @@ export function methodWith(id: MethodId, options: Partial<MethodOptions> = {}): 
   const merged = { ...DEFAULT_METHOD_OPTIONS, ...options };
   return { method: createMethod(id, merged), options: merged };
 }
+
+/** The training half of a ClientRuntime, for tests that only predict: any use of it fails the test. */
+export const noTraining: Pick<ClientRuntime, 'train' | 'text' | 'schedule'> = {
+  train: () => { throw new Error('no training here'); },
+  schedule: () => { throw new Error('no training here'); },
+  text: {
+    logitScale: NaN, classes: 0, dim: 0,
+    features: () => { throw new Error('no text tower here'); },
+    withGradient: () => { throw new Error('no text tower here'); },
+  },
+};

@@ -17,7 +17,7 @@ import { PROMPTAMP_DEFAULTS, cloudPrompts } from '../src/methods/promptamp.js';
 import { proximalPenalty } from '../src/methods/promptprox.js';
 import { DEFAULT_MEMORY, VisualMemory } from '../src/methods/visual-memory.js';
 import { CoopPrompt } from '../src/prompt/coop-prompt.js';
-import { MODEL, TOKENIZER, hostSetup, useShapesClients } from './method-fixture.js';
+import { MODEL, TOKENIZER, hostSetup, noTraining, useShapesClients } from './method-fixture.js';
 import { CLASSNAMES } from './synthetic-dataset.js';
 
 const shapes = useShapesClients();
@@ -196,7 +196,7 @@ test('PromptFL+FT fine-tunes: the finishing step moves a client off the global p
   await client.finish(federation.rounds + 1, download);
   const personal = (await store.load())!;
   assert.ok(personal.context.some((v, i) => v !== download.context[i]), 'fine-tuning left the prompt as it was');
-  const runtime = { setup: federation, data: shapes.clients[0], numClasses: CLASSNAMES.length, round: 4, train: () => { throw new Error('not here'); } };
+  const runtime = { setup: federation, data: shapes.clients[0], numClasses: CLASSNAMES.length, round: 4, ...noTraining };
   assert.deepEqual(method.client.predictor(runtime, download, personal).context, personal.context);
   assert.deepEqual(method.client.predictor(runtime, download, {}).context, download.context);
 });

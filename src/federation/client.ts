@@ -9,7 +9,8 @@ import { SeededRandom } from '../clip/random.js';
 import { learningRate, type SgdOptions } from '../prompt/sgd.js';
 import type { ClientData } from './client-data.js';
 import { accuracy, predictLogits, type Scoring } from './evaluation.js';
-import { trainLocally, type PromptCompute } from './local-training.js';
+import { trainLocally, type PromptCompute, type TrainingSchedule } from './local-training.js';
+import { textTower, type TextTower } from './text-tower.js';
 import type { Choice, ClientRuntime, FederationSetup, Method, Tensors } from './method.js';
 
 /** How every client of a run trains and scores: serialisable, the same on every client. */
@@ -63,6 +64,8 @@ export interface EvaluateReply {
 export type TextFeatures = (context: Float32Array) => Promise<Float32Array>;
 
 export class FederatedClient {
+  private readonly text: TextTower;
+
   constructor(
     private readonly method: Method,
     private readonly compute: PromptCompute,
@@ -70,7 +73,9 @@ export class FederatedClient {
     readonly data: ClientData,
     private readonly store: PersonalStore,
     private readonly textFeatures: TextFeatures,
-  ) {}
+  ) {
+    this.text = textTower(compute);
+  }
 
   get id(): number {
     return this.data.id;
@@ -78,27 +83,28 @@ export class FederatedClient {
 
   private runtime(kind: 'fit' | 'finish' | 'evaluate', round: number): ClientRuntime {
     const { settings, compute, data } = this;
+    const schedule = (options: { readonly epochs?: number } = {}): TrainingSchedule => {
+      const epochs = options.epochs ?? settings.localEpochs;
+      // A round's epochs follow the run's schedule; a finishing step (fine-tuning) has a schedule of its own.
+      const first = kind === 'fit' ? (round - 1) * settings.localEpochs : 0;
+      const total = kind === 'fit' ? settings.scheduleEpochs : epochs;
+      return {
+        epochs,
+        batchSize: settings.batchSize,
+        sgd: settings.sgd,
+        learningRates: Array.from({ length: epochs }, (_, e) => learningRate(settings.sgd, first + e, total)),
+        seed: SeededRandom.forName(settings.seed, `${kind}/round${round}/client${data.id}`).nextUint32(),
+      };
+    };
     return {
       setup: settings.federation,
       data,
       numClasses: settings.numClasses,
       round,
-      train: (start, options = {}) => {
-        const epochs = options.epochs ?? settings.localEpochs;
-        // A round's epochs follow the run's schedule; a finishing step (fine-tuning) has a schedule of its own.
-        const first = kind === 'fit' ? (round - 1) * settings.localEpochs : 0;
-        const total = kind === 'fit' ? settings.scheduleEpochs : epochs;
-        const learningRates = Array.from({ length: epochs }, (_, e) => learningRate(settings.sgd, first + e, total));
-        return trainLocally(compute, data, start, {
-          epochs,
-          batchSize: settings.batchSize,
-          sgd: settings.sgd,
-          learningRates,
-          seed: SeededRandom.forName(settings.seed, `${kind}/round${round}/client${data.id}`).nextUint32(),
-          penalty: options.penalty,
-          personal: options.personal,
-        });
-      },
+      text: this.text,
+      schedule,
+      train: (start, options = {}) =>
+        trainLocally(compute, data, start, { ...schedule({ epochs: options.epochs }), penalty: options.penalty, personal: options.personal }),
     };
   }
 
@@ -123,8 +129,13 @@ export class FederatedClient {
     const runtime = this.runtime('evaluate', this.settings.federation.rounds);
     const score = async (choice?: Choice): Promise<number> => {
       const predictor = this.method.client.predictor(runtime, download, personal, choice);
-      const texts = await this.textFeatures(predictor.context);
-      const logits = predictLogits(set, texts, this.compute.model.logitScale, predictor.personal);
+      if (!predictor.logits && !predictor.context) throw new Error(`${this.method.label} predicts with neither a context nor logits of its own`);
+      const logits = predictor.logits
+        ? await predictor.logits(set)
+        : predictLogits(set, await this.textFeatures(predictor.context!), this.compute.model.logitScale, predictor.personal);
+      if (logits.length !== set.count * this.settings.numClasses) {
+        throw new Error(`${this.method.label} predicted ${logits.length} logits for ${set.count} images × ${this.settings.numClasses} classes`);
+      }
       return accuracy(logits, set.labels, this.settings.scoring, this.data.classes);
     };
     const accuracies: number[] = [];

@@ -7,7 +7,7 @@ import type { ClipModel } from '../clip/model.js';
 import { SeededRandom } from '../clip/random.js';
 import type { CoopPrompt } from '../prompt/coop-prompt.js';
 import { Sgd, type SgdOptions } from '../prompt/sgd.js';
-import { selectRows, type ClientData } from './client-data.js';
+import { selectRows, type ClientData, type FeatureSet } from './client-data.js';
 import type { PersonalLogits } from './method.js';
 
 /** The frozen model and the prompt layout a client computes with. */
@@ -22,7 +22,8 @@ export interface Penalty {
   (context: Float32Array): { readonly value: number; readonly grad: Float32Array };
 }
 
-export interface LocalTrainingOptions {
+/** How a client's local training runs: the run's settings evaluated for one round (or a finishing step). */
+export interface TrainingSchedule {
   readonly epochs: number;
   readonly batchSize: number;
   readonly sgd: SgdOptions;
@@ -30,6 +31,9 @@ export interface LocalTrainingOptions {
   readonly learningRates: readonly number[];
   /** Seeds the shuffling and the choice of augmented view: (seed, round, client) makes a run reproducible in any order. */
   readonly seed: number;
+}
+
+export interface LocalTrainingOptions extends TrainingSchedule {
   readonly penalty?: Penalty;
   /** Personal logits added to CLIP's during training (pFedPrompt's memory, when used in training). */
   readonly personal?: PersonalLogits;
@@ -42,45 +46,68 @@ export interface LocalTrainingResult {
   readonly steps: number;
 }
 
-/** Trains a copy of `start` on the client's images; `start` is left as it is. */
-export async function trainLocally(compute: PromptCompute, data: ClientData, start: Float32Array, options: LocalTrainingOptions): Promise<LocalTrainingResult> {
-  const { model, prompt } = compute;
-  const context = start.slice();
+/** One mini-batch: rows of the client's training images, in the augmented view drawn for this step. */
+export interface TrainingBatch {
+  /** The view the rows are read from (every row of a view is the same image as in the plain set). */
+  readonly view: FeatureSet;
+  readonly rows: readonly number[];
+  readonly epoch: number;
+  /** This epoch's learning rate. */
+  readonly lr: number;
+}
+
+/**
+ * The local loop every trained method shares: each epoch a seeded shuffle of
+ * the client's training images, cut into batches, each batch read in one
+ * seeded augmented view. `step` trains on a batch and returns its loss.
+ * Returns the mean loss over the steps and their number.
+ */
+export async function forEachBatch(data: ClientData, schedule: TrainingSchedule, step: (batch: TrainingBatch) => Promise<number>): Promise<{ meanLoss: number; steps: number }> {
   const images = data.train[0];
-  if (images.count === 0) return { context, meanLoss: NaN, steps: 0 };
-  if (options.learningRates.length !== options.epochs) throw new Error(`local training: ${options.learningRates.length} learning rates for ${options.epochs} epochs`);
-  const C = prompt.classnames.length;
+  if (images.count === 0) return { meanLoss: NaN, steps: 0 };
+  if (schedule.learningRates.length !== schedule.epochs) throw new Error(`local training: ${schedule.learningRates.length} learning rates for ${schedule.epochs} epochs`);
   const augmented = data.train.length - 1;
-  const random = new SeededRandom(options.seed);
-  const sgd = new Sgd(options.sgd);
+  const random = new SeededRandom(schedule.seed);
   let lossSum = 0;
   let steps = 0;
-  for (let epoch = 0; epoch < options.epochs; epoch++) {
+  for (let epoch = 0; epoch < schedule.epochs; epoch++) {
     const order = shuffled(images.count, random);
-    for (let start = 0; start < order.length; start += options.batchSize) {
-      const rows = order.slice(start, start + options.batchSize);
+    for (let start = 0; start < order.length; start += schedule.batchSize) {
+      const rows = order.slice(start, start + schedule.batchSize);
       // Each image is seen in one of its augmented views (the plain one when there are none).
       const view = data.train[augmented > 0 ? 1 + random.int(0, augmented) : 0];
-      const batch = selectRows(view, rows);
-      const B = rows.length;
-      const targets = new Float32Array(B * C);
-      batch.labels.forEach((label, i) => (targets[i * C + label] = 1 / B));
-      const bias = options.personal?.logits(view, rows);
-      const result = await model.promptLoss(prompt.textBatch(context), batch.embeds, { shape: [B, C], data: targets },
-        bias && { shape: [B, C], data: bias });
-      const grad = prompt.contextGradient(result.prefixGrad.data, result.suffixGrad.data);
-      let loss = result.loss;
-      if (options.penalty) {
-        const extra = options.penalty(context);
-        loss += extra.value;
-        for (let i = 0; i < grad.length; i++) grad[i] += extra.grad[i];
-      }
-      sgd.step(context, grad, options.learningRates[epoch]);
-      lossSum += loss;
+      lossSum += await step({ view, rows, epoch, lr: schedule.learningRates[epoch] });
       steps++;
     }
   }
-  return { context, meanLoss: lossSum / steps, steps };
+  return { meanLoss: lossSum / steps, steps };
+}
+
+/** Trains a copy of `start` on the client's images with CLIP's cross-entropy (plus options); `start` is left as it is. */
+export async function trainLocally(compute: PromptCompute, data: ClientData, start: Float32Array, options: LocalTrainingOptions): Promise<LocalTrainingResult> {
+  const { model, prompt } = compute;
+  const context = start.slice();
+  const C = prompt.classnames.length;
+  const sgd = new Sgd(options.sgd);
+  const { meanLoss, steps } = await forEachBatch(data, options, async ({ view, rows, lr }) => {
+    const batch = selectRows(view, rows);
+    const B = rows.length;
+    const targets = new Float32Array(B * C);
+    batch.labels.forEach((label, i) => (targets[i * C + label] = 1 / B));
+    const bias = options.personal?.logits(view, rows);
+    const result = await model.promptLoss(prompt.textBatch(context), batch.embeds, { shape: [B, C], data: targets },
+      bias && { shape: [B, C], data: bias });
+    const grad = prompt.contextGradient(result.prefixGrad.data, result.suffixGrad.data);
+    let loss = result.loss;
+    if (options.penalty) {
+      const extra = options.penalty(context);
+      loss += extra.value;
+      for (let i = 0; i < grad.length; i++) grad[i] += extra.grad[i];
+    }
+    sgd.step(context, grad, lr);
+    return loss;
+  });
+  return { context, meanLoss, steps };
 }
 
 /** A seeded permutation of 0 … n−1 (Fisher–Yates). */

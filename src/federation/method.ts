@@ -9,7 +9,8 @@
 
 import type { PromptOptions } from '../prompt/coop-prompt.js';
 import type { ClientData, FeatureSet } from './client-data.js';
-import type { LocalTrainingResult, Penalty } from './local-training.js';
+import type { LocalTrainingResult, Penalty, TrainingSchedule } from './local-training.js';
+import type { TextTower } from './text-tower.js';
 
 /** Named float tensors: a message between server and client, or a client's personal state. */
 export type Tensors = Readonly<Record<string, Float32Array>>;
@@ -44,8 +45,12 @@ export interface ClientRuntime {
   /** Classes of the dataset (the label space every client scores over). */
   readonly numClasses: number;
   readonly round: number;
-  /** Runs the shared training loop from `start` for the run's local epochs (or `epochs`). */
+  /** Runs the shared training loop (CLIP's cross-entropy) from `start` for the run's local epochs (or `epochs`). */
   train(start: Float32Array, options?: { readonly penalty?: Penalty; readonly personal?: PersonalLogits; readonly epochs?: number }): Promise<LocalTrainingResult>;
+  /** For a method with a loss of its own: the frozen text tower under the run's prompt layout… */
+  readonly text: TextTower;
+  /** …and the schedule `train` would follow (epochs, batch size, learning rates, SGD, this step's seed), for `forEachBatch`. */
+  schedule(options?: { readonly epochs?: number }): TrainingSchedule;
 }
 
 export interface FitResult {
@@ -64,10 +69,16 @@ export interface ClientUpload {
   readonly tensors: Tensors;
 }
 
-/** How a client predicts: CLIP's logits under `context`, plus its personal logits. */
+/**
+ * How a client predicts: CLIP's logits under `context` plus its personal
+ * logits, or — for a method that scores images its own way (FedOTP's
+ * transport, pFedMoAP's mixture) — `logits` alone.
+ */
 export interface Predictor {
-  readonly context: Float32Array;
+  readonly context?: Float32Array;
   readonly personal?: PersonalLogits;
+  /** Logits [n, C] of every image of `set`, replacing CLIP's. */
+  readonly logits?: (set: FeatureSet) => Promise<Float32Array>;
 }
 
 /** The server half: never sees a client's personal state, only uploads. */
