@@ -19,6 +19,16 @@ export interface FeatureSet {
   readonly embeds: Float32Array;
   readonly pooled: Float32Array;
   readonly labels: Int32Array;
+  /**
+   * Spatial tokens in the joint embedding space, when the run asked for them
+   * (FedOTP's image side, the memory's per-token query): [n, tokens, E]
+   * (ViT: each patch token through ln_post and the projection; ResNet: each
+   * position through the attention pool's value and output projections).
+   * Not normalised. Absent when no method of the run reads them.
+   */
+  readonly tokens?: Float32Array;
+  /** Tokens per image (ViT: patches; ResNet: h·w), when `tokens` is present. */
+  readonly tokenCount?: number;
 }
 
 export interface ClientData {
