@@ -1,8 +1,8 @@
 // What each method does differently from PromptFL, observed on real local
 // training with the tiny fixture CLIP: PromptProx's pull towards the global
-// prompt, PromptAMP's towards the cloud prompt (strength λ/α_K), pFedPrompt's memory in training and in prediction, personal state
-// kept between rounds (PromptPer, local CoOp), and partial participation on
-// the real engine.
+// prompt, PromptAMP's towards the cloud prompt (strength λ/α_K), pFedPrompt's
+// memory in training and in prediction, personal state kept between rounds
+// (PromptPer, local CoOp), and partial participation on the real engine.
 // The method tests compare a method with PromptFL (or with itself) from the same
 // start and seed, so a method that silently degrades into PromptFL, or
 // forgets its state, fails here rather than only in a paper's numbers.
