@@ -13,7 +13,9 @@ import type { LocalTrainingResult, Penalty } from '../src/federation/local-train
 import type { ClientRuntime, ClientUpload, FederationSetup, Method, Tensors } from '../src/federation/method.js';
 import { DEFAULT_METHOD_OPTIONS, METHOD_IDS, createMethod, isMethodId, type MethodId, type MethodOptions } from '../src/methods/index.js';
 import { promptAmp } from '../src/methods/promptamp.js';
+import { promptFl } from '../src/methods/promptfl.js';
 import { promptPer } from '../src/methods/promptper.js';
+import { promptProx } from '../src/methods/promptprox.js';
 import { HAND_PROMPT_WORDS } from '../src/methods/zero-shot.js';
 
 /** A [rows, width] context whose value k is `offset + k`, so every row is recognisable. */
@@ -165,6 +167,16 @@ test('PromptFL and PromptProx: FedAvg weighted by training images by default, a 
     assert.deepEqual(result, { upload: { context: ramp(8, 30) }, personal: {}, loss: 0.75, steps: 6 });
     assert.deepEqual(weighted.client.predictor(fakeRuntime(setup, sent.context), sent, undefined).context, sent.context);
   }
+});
+
+test('built without options, PromptFL, PromptProx and PromptPer average weighted by training images, as the config\'s default does', () => {
+  const setup = setupOf(4);
+  const a = upload(0, 1, { context: ramp(8, 0), global: ramp(4, 0) });
+  const b = upload(1, 3, { context: ramp(8, 4), global: ramp(4, 4) });
+  assert.equal(DEFAULT_METHOD_OPTIONS.weighted, true);
+  assert.deepEqual(promptFl().server.aggregate({}, [a, b], setup), { context: ramp(8, 3) });
+  assert.deepEqual(promptProx().server.aggregate({}, [a, b], setup), { context: ramp(8, 3) });
+  assert.deepEqual(promptPer().server.aggregate({}, [a, b], setup), { global: ramp(4, 3) });
 });
 
 test("PromptProx's client is held towards the context it was sent by (μ/2)‖P − P_global‖² with the configured μ; PromptFL trains without a penalty", async () => {
