@@ -7,7 +7,7 @@ from .fedavg import PromptFedAvg
 from .local import LocalOnly
 from .promptamp import PromptAmp
 
-FEDAVG_METHODS = ("promptfl", "promptfl-ft", "promptper", "promptprox", "pfedprompt")
+FEDAVG_METHODS = ("promptfl", "promptfl-ft", "promptper", "promptprox", "pfedprompt", "fedotp")
 
 
 def strategy_for(participation: Participation) -> PromptFedAvg | PromptAmp | LocalOnly:
