@@ -145,8 +145,8 @@ export function unitRows(x: Float32Array, E: number): Float32Array {
 
 /** A batch scored by transport: logits, and what the gradient needs. */
 export interface TransportScores {
-  /** [b, C]: logitScale · Σ_mn T_mn sim_mn. */
-  readonly logits: Float32Array;
+  /** [b, C]: logitScale · Σ_mn T_mn sim_mn (float64: the loss and its finite differences read them). */
+  readonly logits: Float64Array;
   /** [b·C, M, N], pair (image i, class c) at i·C + c. */
   readonly plans: Float64Array;
   readonly iterations: number;
@@ -185,7 +185,7 @@ export function transportLogits(
   } else if (plans.length !== sim.length) {
     throw new Error(`FedOTP: ${plans.length} plan values for ${b}×${C}×${M}×${N}`);
   }
-  const logits = new Float32Array(b * C);
+  const logits = new Float64Array(b * C);
   for (let p = 0; p < b * C; p++) {
     let s = 0;
     for (let j = p * M * N; j < (p + 1) * M * N; j++) s += plans[j] * sim[j];
