@@ -95,6 +95,11 @@ export const ConfigSchema = z.object({
     mu: z.number().nonnegative().default(0.5),
     amp: z.object({ alphaK: positive.default(0.1), sigma: positive.default(1), lambda: z.number().nonnegative().default(1) }).strict().default({}),
     memory: MemorySchema.default({}),
+    /** pFedMoAP (src/methods/pfedmoap.ts): experts counts the client's own. */
+    moap: z.object({
+      experts: positiveInt.default(10), gatingDim: positiveInt.default(128), heads: positiveInt.default(8),
+      lambda: z.number().nonnegative().default(0.5), scaling: positive.default(10), gatingLr: positive.default(0.01),
+    }).strict().default({}),
   }).strict().default({}),
   /** α and β tried for the visual memory on validation images after training (never test images); empty lists keep methodOptions.memory's. */
   memorySearch: z.object({

@@ -4,6 +4,7 @@
 import type { Method } from '../federation/method.js';
 import { localCoop } from './local-coop.js';
 import { localTipAdapter } from './local-tip-adapter.js';
+import { pFedMoAp, PFEDMOAP_DEFAULTS, type PFedMoApOptions } from './pfedmoap.js';
 import { pFedPrompt, PFEDPROMPT_DEFAULTS } from './pfedprompt.js';
 import { promptAmp, PROMPTAMP_DEFAULTS, type PromptAmpOptions } from './promptamp.js';
 import { promptFl } from './promptfl.js';
@@ -15,6 +16,7 @@ import { zeroShot } from './zero-shot.js';
 
 export const METHOD_IDS = [
   'zeroshot', 'local-coop', 'promptfl', 'promptfl-ft', 'promptper', 'promptprox', 'promptamp', 'pfedprompt', 'local-tip-adapter',
+  'pfedmoap',
 ] as const;
 export type MethodId = (typeof METHOD_IDS)[number];
 
@@ -31,6 +33,8 @@ export interface MethodOptions {
   readonly amp: PromptAmpOptions;
   /** pFedPrompt's (and local Tip-Adapter's) visual memory. */
   readonly memory: MemoryOptions;
+  /** pFedMoAP's experts and gating network (its `weighted` is the run's). */
+  readonly moap?: Omit<PFedMoApOptions, 'weighted'>;
 }
 
 export const DEFAULT_METHOD_OPTIONS: MethodOptions = {
@@ -52,6 +56,7 @@ export function createMethod(id: MethodId, options: MethodOptions = DEFAULT_METH
     case 'promptamp': return promptAmp(options.amp);
     case 'pfedprompt': return pFedPrompt({ weighted, memory: options.memory });
     case 'local-tip-adapter': return localTipAdapter(options.memory);
+    case 'pfedmoap': return pFedMoAp({ ...PFEDMOAP_DEFAULTS, ...options.moap, weighted });
   }
   const never: never = id;
   throw new Error(`unknown method "${never as string}" (known: ${METHOD_IDS.join(', ')})`);
