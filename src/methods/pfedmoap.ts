@@ -32,6 +32,7 @@
 //   n = 1 + K expert features [local, non-local…] are keys and values; four
 //   biased 128×128 linear maps W_q, W_k, W_v, W_o, 8 heads of 16, scores
 //   scaled by a fixed `scaling` = 10 (not 1/√16), softmax over the experts.
+//   (A joint width E below d_gating, which the code cannot run, is used whole.)
 //   Dropout is declared but never applied. Initialisation: nn.Linear's
 //   default, weight and bias U(−1/√128, 1/√128), here seeded per client.
 // - Logits: λ · s · cos(f(x), w_c) + s · pool(f̂(x)) · gated_c(x), with λ = 0.5
@@ -290,10 +291,8 @@ export function mixtureGradients(input: MixtureInput, gating: Gating, settings: 
   const dAttention = new Float32Array(n);
   for (let b = 0; b < B; b++) {
     const weighted = new Float32Array(d); // Σ_c γ_bc o_bc, for ∂W_o
-    let gammaSum = 0;
     for (let c = 0; c < C; c++) {
       const gamma = s * G[b * C + c];
-      gammaSum += gamma;
       for (let k = 0; k < E; k++) dLocal[c * E + k] += s * lambda * G[b * C + c] * images[b * E + k];
       for (let j = 0; j < d; j++) {
         weighted[j] += gamma * attended[(b * C + c) * d + j];
@@ -320,14 +319,14 @@ export function mixtureGradients(input: MixtureInput, gating: Gating, settings: 
         }
       }
     }
-    for (let i = 0; i < d; i++) {
-      grad.bo[i] += gammaSum * p[b * d + i];
-      for (let j = 0; j < d; j++) grad.wo[i * d + j] += p[b * d + i] * weighted[j];
-    }
+    for (let i = 0; i < d; i++) for (let j = 0; j < d; j++) grad.wo[i * d + j] += p[b * d + i] * weighted[j];
   }
-  accumulateLinear(grad.wq, grad.bq, dQueries, p, B, d);
-  accumulateLinear(grad.wk, grad.bk, dKeys, tokens, n * C, d);
-  accumulateLinear(grad.wv, grad.bv, dValues, tokens, n * C, d);
+  // b_k, b_v and b_o stay at zero gradient: b_k shifts every expert's score
+  // equally (the softmax ignores it), b_v and b_o shift every class's logit
+  // by the same p · W_o b_v + p · b_o (the cross-entropy ignores it).
+  accumulateLinear(grad.wq, dQueries, p, B, d, grad.bq);
+  accumulateLinear(grad.wk, dKeys, tokens, n * C, d);
+  accumulateLinear(grad.wv, dValues, tokens, n * C, d);
   // Back to the local expert's tokens (rows 0 … C−1), then to the coordinates the stride took.
   for (let c = 0; c < C; c++) {
     for (let j = 0; j < d; j++) {
@@ -339,13 +338,12 @@ export function mixtureGradients(input: MixtureInput, gating: Gating, settings: 
   return { loss: loss / B, local: dLocal, gating: grad };
 }
 
-/** ∂W += Σ_r dy_r x_rᵀ, ∂b += Σ_r dy_r. */
-function accumulateLinear(dw: Float32Array, db: Float32Array, dy: Float32Array, x: Float32Array, rows: number, dim: number): void {
+/** ∂W += Σ_r dy_r x_rᵀ (and ∂b += Σ_r dy_r when asked). */
+function accumulateLinear(dw: Float32Array, dy: Float32Array, x: Float32Array, rows: number, dim: number, db?: Float32Array): void {
   for (let r = 0; r < rows; r++) {
     for (let i = 0; i < dim; i++) {
       const g = dy[r * dim + i];
-      if (g === 0) continue;
-      db[i] += g;
+      if (db) db[i] += g;
       for (let j = 0; j < dim; j++) dw[i * dim + j] += g * x[r * dim + j];
     }
   }
@@ -386,12 +384,14 @@ export function pFedMoAp(options: PFedMoApOptions = PFEDMOAP_DEFAULTS): Method {
     throw new Error(`pFedMoAP: d_gating (${gatingDim}) must be a positive multiple of the heads (${heads})`);
   }
   if (!(lambda >= 0 && scaling > 0 && gatingLr > 0)) throw new Error('pFedMoAP: λ must be non-negative, the scaling and the gating learning rate positive');
-  const settings: MixtureSettings = { dim: gatingDim, heads, lambda, scaling };
+  // A joint space narrower than d_gating (the bundled world model's 128 is not; the test fixture's 48 is) is taken whole.
+  const settingsFor = (embedDim: number): MixtureSettings => ({ dim: Math.min(gatingDim, embedDim), heads, lambda, scaling });
 
   /** The mixture's logits for every image of `set`, in chunks (nothing kept for a backward pass). */
   const predict = async (runtime: ClientRuntime, context: Float32Array, gating: Gating, expertFeatures: Float32Array, set: FeatureSet): Promise<Float32Array> => {
     const local = await runtime.text.features(context);
     const E = set.embedDim;
+    const settings = settingsFor(E);
     const C = runtime.text.classes;
     const images = normalizeRows({ shape: [set.count, E], data: set.embeds });
     const out = new Float32Array(set.count * C);
@@ -441,10 +441,14 @@ export function pFedMoAp(options: PFedMoApOptions = PFEDMOAP_DEFAULTS): Method {
         }
         const C = text.classes;
         const E = text.dim;
-        const expertFeatures = new Float32Array(others.length * C * gatingDim);
-        for (let e = 0; e < others.length; e++) expertFeatures.set(strided(await text.features(others[e]), C, E, gatingDim), e * C * gatingDim);
+        const settings = settingsFor(E);
+        const d = settings.dim;
+        strideOf(E, d);
+        if (d % heads !== 0) throw new Error(`pFedMoAP: d_gating ${d} is not a multiple of the ${heads} heads`);
+        const expertFeatures = new Float32Array(others.length * C * d);
+        for (let e = 0; e < others.length; e++) expertFeatures.set(strided(await text.features(others[e]), C, E, d), e * C * d);
         const schedule = runtime.schedule();
-        const gating = gatingOf(personal, gatingDim) ?? initialGating(gatingDim, SeededRandom.forName(schedule.seed, 'pfedmoap/gating'));
+        const gating = gatingOf(personal, d) ?? initialGating(d, SeededRandom.forName(schedule.seed, 'pfedmoap/gating'));
         // One flat parameter vector, so one SGD (and one momentum buffer) serves the whole network.
         const offsets = new Map<GatingTensor, number>();
         let size = 0;
@@ -473,12 +477,13 @@ export function pFedMoAp(options: PFedMoApOptions = PFEDMOAP_DEFAULTS): Method {
         return { upload: { context }, personal: state, loss: meanLoss, steps };
       },
       predictor(runtime, download, personal) {
-        const gating = gatingOf(personal, gatingDim);
+        const d = settingsFor(runtime.text.dim).dim;
+        const gating = gatingOf(personal, d);
         if (personal && gating && personal.experts?.length) {
           const context = contextOf(personal, 'context', runtime.setup);
           const expertFeatures = personal.experts;
-          if (expertFeatures.length % (runtime.text.classes * gatingDim) !== 0) {
-            throw new Error(`pFedMoAP: personal "experts" has ${expertFeatures.length} values, not [n, ${runtime.text.classes}, ${gatingDim}]`);
+          if (expertFeatures.length % (runtime.text.classes * d) !== 0) {
+            throw new Error(`pFedMoAP: personal "experts" has ${expertFeatures.length} values, not [n, ${runtime.text.classes}, ${d}]`);
           }
           return { logits: (set) => predict(runtime, context, gating, expertFeatures, set) };
         }
