@@ -156,7 +156,7 @@ export function strided(x: Float32Array, rows: number, embedDim: number, dim: nu
 
 function strideOf(embedDim: number, dim: number): number {
   if (embedDim % dim !== 0) throw new Error(`pFedMoAP: the joint width ${embedDim} is not a multiple of d_gating ${dim}`);
-  return embedDim / dim;
+  return (embedDim / dim) | 0;
 }
 
 /** y[r] = W x[r] + b for rows of x [rows, d]. */
@@ -191,11 +191,11 @@ function forward(input: MixtureInput, gating: Gating, settings: MixtureSettings)
   const { images, local, classes: C, embedDim: E, logitScale: s } = input;
   const { dim: d, heads: H, lambda, scaling } = settings;
   if (d % H !== 0) throw new Error(`pFedMoAP: d_gating ${d} is not a multiple of the ${H} heads`);
-  const B = images.length / E;
+  const B = (images.length / E) | 0;
   const nonLocal = input.experts.length / (C * d);
   if (!Number.isInteger(nonLocal)) throw new Error(`pFedMoAP: expert features of ${input.experts.length} values are not [n, ${C}, ${d}]`);
   const n = 1 + nonLocal;
-  const dk = d / H;
+  const dk = (d / H) | 0;
   const pooledImages = strided(images, B, E, d);
   const tokens = new Float32Array(n * C * d);
   tokens.set(strided(local, C, E, d));
@@ -267,8 +267,8 @@ export function mixtureGradients(input: MixtureInput, gating: Gating, settings: 
   const { logits, pooledImages: p, tokens, keys, values, queries, readout, attention, attended, experts: n } = f;
   const B = labels.length;
   if (B * C !== logits.length) throw new Error(`pFedMoAP: ${labels.length} labels for ${logits.length / C} images`);
-  const dk = d / H;
-  const stride = E / d;
+  const dk = (d / H) | 0;
+  const stride = (E / d) | 0;
   // ∂loss/∂logits: (softmax − one-hot) / B.
   const G = new Float32Array(B * C);
   let loss = 0;
