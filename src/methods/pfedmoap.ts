@@ -50,7 +50,9 @@
 //   server's FedAvg prompt.
 // Where this differs from the code: each client's optimisers and gating start
 // fresh (the code shares one trainer, so a client's first gating and the SGD
-// momentum buffers carry over from whichever client trained before it).
+// momentum buffers carry over from whichever client trained before it), and
+// the prompt's cosine schedule is the run's over all rounds (the code's one
+// scheduler, T_max = the local epochs, is stepped by every client in turn).
 //
 // Trains: each client's own prompt and its gating network. Uploads: the
 // prompt. Stays on the client: the gating network and the experts' pooled
