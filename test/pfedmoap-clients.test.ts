@@ -104,6 +104,17 @@ test('clients: round 1 trains the prompt alone from the initial context; later r
   assert.ok(r3.personal[0]['gating/wq'].some((v, i) => v !== r3.personal[1]['gating/wq'][i]));
 });
 
+test('clients: a round without experts trains the prompt alone and keeps the gating network as it was', async () => {
+  const { method, setup, history } = await federate(2);
+  const { clients, stores } = await localClients(method, setup);
+  const [r1, r2] = history;
+  await stores[0].save(r2.personal[0]);
+  await clients[0].fit(3, r1.downloads[0]);
+  const after = (await stores[0].load())!;
+  for (const name of GATING_TENSORS) assert.deepEqual(after[`gating/${name}`], r2.personal[0][`gating/${name}`], name);
+  assert.ok(after.context.some((v, i) => v !== r2.personal[0].context[i]), 'the prompt did not train');
+});
+
 test('clients: round 3 continues the gating network kept from round 2 (a client without it ends elsewhere)', async () => {
   const { method, setup, history } = await federate(2);
   const { clients, stores } = await localClients(method, setup);
@@ -161,6 +172,16 @@ test('prediction: the mixture of the kept experts, which differs from the client
   // Without experts yet: the own prompt; without any state: the global prompt.
   assert.deepEqual(method.client.predictor(runtime(0), r1.downloads[0], r1.personal[0]).context, r1.personal[0].context);
   assert.deepEqual(method.client.predictor(runtime(0), r2.downloads[0], undefined).context, r2.downloads[0].global);
+  // Gating but no experts kept: the own prompt.
+  const { experts: _experts, ...noExperts } = r2.personal[0];
+  assert.deepEqual(method.client.predictor(runtime(0), r2.downloads[0], noExperts).context, r2.personal[0].context);
+  // More images than one chunk of the prediction: the same logits as one pass.
+  const many = 150;
+  const rows = Array.from({ length: many }, (_, i) => i % set.count);
+  const big = { ...set, count: many, embeds: Float32Array.from(rows.flatMap((r) => Array.from(set.embeds.subarray(r * set.embedDim, (r + 1) * set.embedDim)))), labels: Int32Array.from(rows, (r) => set.labels[r]) };
+  const bigLogits = await predictor.logits(big);
+  assert.equal(bigLogits.length, many * C);
+  rows.forEach((r, i) => { for (let c = 0; c < C; c++) assert.ok(Math.abs(bigLogits[i * C + c] - mixed[r * C + c]) < 1e-4, `image ${i}, class ${c}`); });
   // A kept state of the wrong shape is refused by name.
   assert.throws(() => method.client.predictor(runtime(0), r2.downloads[0], { ...r2.personal[0], 'gating/wq': new Float32Array(3) }), /personal "gating\/wq" has 3 values, expected 2304/);
   const { ['gating/bo']: _bo, ...noBo } = r2.personal[0];

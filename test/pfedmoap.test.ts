@@ -163,3 +163,20 @@ test('client: a download with the wrong expert slots, count or shape is refused 
   assert.throws(() => pFedMoAp({ ...PFEDMOAP_DEFAULTS, gatingLr: 0 }), /gating learning rate/);
 });
 
+
+test('the method names itself and what it trains, uploads and keeps; its edge options are valid', () => {
+  const method = pFedMoAp();
+  assert.equal(method.id, 'pfedmoap');
+  assert.equal(method.label, 'pFedMoAP');
+  assert.ok(method.trainsPrompt);
+  for (const text of [method.trains, method.uploads, method.staysOnClient]) assert.ok(text.length > 10, text);
+  assert.match(method.staysOnClient, /gating/);
+  for (const edge of [{ experts: 1 }, { gatingDim: 8, heads: 8 }, { lambda: 0 }]) assert.doesNotThrow(() => pFedMoAp({ ...PFEDMOAP_DEFAULTS, ...edge }), JSON.stringify(edge));
+  assert.equal(expertSlots({ ...PFEDMOAP_DEFAULTS, experts: 1 }, tinySetup(5)), 0);
+  assert.equal(expertSlots(PFEDMOAP_DEFAULTS, tinySetup(1)), 0);
+  // No slot at all: an empty experts tensor and a count of 0.
+  const lone = pFedMoAp({ ...PFEDMOAP_DEFAULTS, experts: 1 });
+  const setup = tinySetup(3);
+  const server = lone.server.aggregate(lone.server.initialState(setup), [0, 1].map((client) => ({ client, samples: 1, tensors: { context: Float32Array.of(client, 1) } })), setup);
+  assert.deepEqual(lone.server.download(server, 0, setup), { global: Float32Array.of(0.5, 1), experts: new Float32Array(0), expertCount: Float32Array.of(0) });
+});

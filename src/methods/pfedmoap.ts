@@ -94,7 +94,7 @@ const gatingKey = (name: GatingTensor): string => `gating/${name}`;
 
 /** Non-local expert slots a client is sent: experts − 1, at most every other client. */
 export function expertSlots(options: PFedMoApOptions, setup: FederationSetup): number {
-  return Math.max(0, Math.min(options.experts - 1, setup.clients - 1));
+  return Math.min(options.experts - 1, setup.clients - 1);
 }
 
 /**
@@ -473,8 +473,6 @@ export function pFedMoAp(options: PFedMoApOptions = PFEDMOAP_DEFAULTS): Method {
         const E = text.dim;
         const settings = settingsFor(E);
         const d = settings.dim;
-        strideOf(E, d);
-        if (d % heads !== 0) throw new Error(`pFedMoAP: d_gating ${d} is not a multiple of the ${heads} heads`);
         const expertFeatures = new Float32Array(others.length * C * d);
         for (let e = 0; e < others.length; e++) expertFeatures.set(strided(await text.features(others[e]), C, E, d), e * C * d);
         const schedule = runtime.schedule();
@@ -489,8 +487,9 @@ export function pFedMoAp(options: PFedMoApOptions = PFEDMOAP_DEFAULTS): Method {
         const trained = view(params);
         const flatGrad = new Float32Array(size);
         const context = start.slice();
+        // The run's momentum and weight decay for both; each step passes its own rate (the prompt's scheduled, the gating's constant).
         const promptSgd = new Sgd(schedule.sgd);
-        const gatingSgd = new Sgd({ ...schedule.sgd, lr: gatingLr, schedule: 'constant' });
+        const gatingSgd = new Sgd(schedule.sgd);
         const { meanLoss, steps } = await forEachBatch(runtime.data, schedule, async (batch) => {
           const rows = selectRows(batch.view, batch.rows);
           const images = normalizeRows(rows.embeds);
