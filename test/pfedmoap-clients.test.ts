@@ -69,8 +69,16 @@ function containsRun(haystack: Float32Array, needle: Float32Array): boolean {
 }
 
 test('clients: round 1 trains the prompt alone from the initial context; later rounds start from the FedAvg prompt and train a gating network that persists per client and never leaves', async () => {
-  const { method, federation, history } = await federate(3);
+  const { method, setup, federation, history } = await federate(3);
   assert.deepEqual(method.server.uploadSpec(federation), { context: federation.contextSize });
+  // What a client keeps of its experts: their class features under the prompts it was sent, strided to d (here the whole 48).
+  const tower = textTower(await computeFor(setup));
+  for (const k of [0, 1, 2]) {
+    const sent = history[1].downloads[k].experts;
+    const size = federation.contextSize;
+    const expected = [0, 1].map(async (e) => Array.from(strided(await tower.features(sent.slice(e * size, (e + 1) * size)), C, 48, 48)));
+    assert.deepEqual(Array.from(history[1].personal[k].experts), (await Promise.all(expected)).flat(), `client ${k}: kept expert features`);
+  }
   const [r1, r2, r3] = history;
   for (const k of [0, 1, 2]) {
     assert.deepEqual(r1.downloads[k].expertCount, Float32Array.of(0));

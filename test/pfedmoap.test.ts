@@ -158,6 +158,9 @@ test('client: a download with the wrong expert slots, count or shape is refused 
   assert.throws(() => pFedMoAp({ ...PFEDMOAP_DEFAULTS, gatingDim: 100, heads: 8 }), /d_gating \(100\) must be a positive multiple of the heads \(8\)/);
   assert.throws(() => pFedMoAp({ ...PFEDMOAP_DEFAULTS, heads: 0 }), /d_gating/);
   assert.throws(() => pFedMoAp({ ...PFEDMOAP_DEFAULTS, gatingDim: 4, heads: 8 }), /d_gating/);
+  assert.throws(() => pFedMoAp({ ...PFEDMOAP_DEFAULTS, gatingDim: 0, heads: 8 }), /d_gating \(0\)/);
+  assert.throws(() => pFedMoAp({ ...PFEDMOAP_DEFAULTS, gatingDim: 8, heads: -2 }), /heads \(-2\)/);
+  assert.throws(() => pFedMoAp({ ...PFEDMOAP_DEFAULTS, gatingDim: 3, heads: 1.5 }), /heads \(1.5\)/);
   assert.throws(() => pFedMoAp({ ...PFEDMOAP_DEFAULTS, lambda: -1 }), /λ must be non-negative/);
   assert.throws(() => pFedMoAp({ ...PFEDMOAP_DEFAULTS, scaling: 0 }), /scaling/);
   assert.throws(() => pFedMoAp({ ...PFEDMOAP_DEFAULTS, gatingLr: 0 }), /gating learning rate/);

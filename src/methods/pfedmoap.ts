@@ -410,7 +410,8 @@ export function expertsOf(download: Tensors, setup: FederationSetup, slots: numb
 export function pFedMoAp(options: PFedMoApOptions = PFEDMOAP_DEFAULTS): Method {
   const { experts, gatingDim, heads, lambda, scaling, gatingLr, weighted } = options;
   if (!(Number.isInteger(experts) && experts >= 1)) throw new Error(`pFedMoAP: experts must be a positive integer, got ${experts}`);
-  if (!(Number.isInteger(gatingDim) && Number.isInteger(heads) && heads >= 1 && gatingDim >= heads && gatingDim % heads === 0)) {
+  // (A whole multiple of whole heads is itself whole.)
+  if (!(Number.isInteger(heads) && heads >= 1 && gatingDim >= heads && gatingDim % heads === 0)) {
     throw new Error(`pFedMoAP: d_gating (${gatingDim}) must be a positive multiple of the heads (${heads})`);
   }
   if (!(lambda >= 0 && scaling > 0 && gatingLr > 0)) throw new Error('pFedMoAP: λ must be non-negative, the scaling and the gating learning rate positive');
