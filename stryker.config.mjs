@@ -11,16 +11,17 @@ import path from 'node:path';
 // The sandbox sits in .stryker-tmp/, so the tests' default `../shared` would miss the fixtures.
 const shared = process.env.PFEDPROMPT_SHARED ?? path.resolve('..', 'shared');
 // Most mutants die in a fast test, so the suites run one after another and the
-// first failing one ends the run: the methods' halves on a fake runtime (no
-// CLIP) first, the end-to-end run of every method (half the time) last. Node 20
-// runs a test whose name or whose parent's matches the pattern, so the exclusion
-// must not match the root ('<root>').
+// first failing one ends the run: the model-free ones first (each method's
+// halves on a fake runtime, FedOTP's transport, pFedMoAP's parts), the
+// end-to-end run of every method (half the time) last. Node 20 runs a test whose
+// name or whose parent's matches the pattern, so the exclusion must not match
+// the root ('<root>').
 const endToEnd = 'every method runs end to end';
 const node = `PFEDPROMPT_SHARED='${shared}' node --test --test-concurrency=1 --test-reporter=dot`;
 const stages = [
-  `${node} dist/test/method-contracts.test.js`,
+  ...['method-contracts', 'fedotp-transport', 'pfedmoap'].map((name) => `${node} dist/test/${name}.test.js`),
   `${node} --test-name-pattern='^(?!${endToEnd}|<root>$)' dist/test/methods.test.js`,
-  ...['method-behaviour', 'engine', 'prompt'].map((name) => `${node} dist/test/${name}.test.js`),
+  ...['method-behaviour', 'engine', 'prompt', 'fedotp', 'pfedmoap-clients'].map((name) => `${node} dist/test/${name}.test.js`),
   `${node} --test-name-pattern='^${endToEnd}' dist/test/methods.test.js`,
 ];
 
