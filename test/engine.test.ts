@@ -127,7 +127,7 @@ test('a round records the participants\' mean loss and, when asked, every client
     assert.ok(training >= 0 && aggregation >= 0 && evaluation >= 0 && record.seconds >= training + aggregation + evaluation - 1e-9);
   }
   assert.deepEqual(each.rounds.map((r) => r.round), [1, 2, 3]);
-  assert.deepEqual(each.clients, [0, 1, 2, 3].map((id) => ({ id, accuracy: 0.5 + id / 10, testCount: 10 })));
+  assert.deepEqual(each.clients, [0, 1, 2, 3].map((id) => ({ id, accuracy: 0.5 + id / 10, testCount: 10, valAccuracy: 0.5 + id / 10 })));
   assert.deepEqual([...each.finalState.context], [7.5, 7.5]);
   const once = await runFederation(createMethod('promptfl'), SETUP, executor, options);
   assert.ok(once.rounds.every((r) => r.clientAccuracies === undefined && r.meanAccuracy === undefined));
@@ -138,7 +138,7 @@ test('a method that never trains gets no rounds, only the final evaluation; one 
   const zero = await runFederation(createMethod('zeroshot'), SETUP, executor, options);
   assert.deepEqual(zero.rounds, []);
   assert.equal(seen.fits.length, 0);
-  assert.deepEqual(seen.evals.map((j) => [j.client, j.split]), [[0, 'test'], [1, 'test'], [2, 'test'], [3, 'test']]);
+  assert.deepEqual(seen.evals.map((j) => [j.client, j.split]).sort(), [0, 1, 2, 3].flatMap((k) => [[k, 'test'], [k, 'val']]));
   const coop = createMethod('local-coop');
   const keepsToItself = stubClients((job) => Promise.resolve({ client: job.client, upload: {}, samples: 1, loss: 0, steps: 1 }));
   const local = await runFederation({ ...coop, server: { ...coop.server, aggregate: () => { throw new Error('aggregated'); } } }, SETUP, keepsToItself.executor, options);
