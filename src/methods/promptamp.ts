@@ -35,18 +35,15 @@ export function cloudPrompts(uploads: readonly ClientUpload[], options: PromptAm
     const u = new Float64Array(Pi.length);
     let others = 0;
     for (const b of uploads) {
-      // Stryker disable next-line ConditionalExpression: equivalent; a ξ_ii would be added to u_i and taken off its self-weight again
       if (b.client === a.client) continue;
       const Pj = b.tensors.context;
       let distance = 0;
       for (let k = 0; k < Pi.length; k++) distance += (Pi[k] - Pj[k]) ** 2;
       const xi = (alphaK * Math.exp(-distance / sigma)) / sigma;
       others += xi;
-      // Stryker disable next-line EqualityOperator: equivalent; a typed array ignores a write past its end
       for (let k = 0; k < Pi.length; k++) u[k] += xi * Pj[k];
     }
     const self = 1 - others;
-    // Stryker disable next-line EqualityOperator: equivalent; a typed array ignores a write past its end
     for (let k = 0; k < Pi.length; k++) u[k] += self * Pi[k];
     out.set(a.client, Float32Array.from(u));
   }
