@@ -12,6 +12,7 @@ import type { ClientData, FeatureSet } from '../src/federation/client-data.js';
 import type { LocalTrainingResult, Penalty } from '../src/federation/local-training.js';
 import type { ClientRuntime, ClientUpload, FederationSetup, Method, Tensors } from '../src/federation/method.js';
 import { DEFAULT_METHOD_OPTIONS, METHOD_IDS, createMethod, isMethodId, type MethodId, type MethodOptions } from '../src/methods/index.js';
+import { FEDOTP_DEFAULTS } from '../src/methods/fedotp.js';
 import { promptAmp } from '../src/methods/promptamp.js';
 import { promptFl } from '../src/methods/promptfl.js';
 import { promptPer } from '../src/methods/promptper.js';
@@ -73,6 +74,12 @@ test('every method answers to its config id, and has a label of its own (tables 
   assert.equal(labels.size, METHOD_IDS.length);
   assert.equal(isMethodId('fedavg'), false);
   assert.throws(() => createMethod('fedavg' as MethodId), new RegExp(`unknown method "fedavg" \\(known: ${METHOD_IDS.join(', ')}\\)$`));
+});
+
+test('DEFAULT_METHOD_OPTIONS, as the package exports it, holds FedOTP\'s published transport settings (its weighting is the run\'s)', () => {
+  const { weighted: _weighted, ...transport } = FEDOTP_DEFAULTS;
+  assert.deepEqual(DEFAULT_METHOD_OPTIONS.fedotp, transport);
+  assert.ok(Object.keys(transport).length > 0);
 });
 
 test('PromptAMP: the server keeps one cloud prompt per client (the seeded start at first), sends client i its own, and replaces only the cloud prompts of the clients that took part', () => {
