@@ -105,6 +105,11 @@ export const ConfigSchema = z.object({
       topPercent: positive.max(1).default(FEDOTP_DEFAULTS.topPercent),
       evalBatchSize: positiveInt.default(FEDOTP_DEFAULTS.evalBatchSize),
     }).strict().default({}),
+    /** pFedMoAP (src/methods/pfedmoap.ts): experts counts the client's own. */
+    moap: z.object({
+      experts: positiveInt.default(10), gatingDim: positiveInt.default(128), heads: positiveInt.default(8),
+      lambda: z.number().nonnegative().default(0.5), scaling: positive.default(10), gatingLr: positive.default(0.01),
+    }).strict().default({}),
   }).strict().default({}),
   /** α and β tried for the visual memory on validation images after training (never test images); empty lists keep methodOptions.memory's. */
   memorySearch: z.object({

@@ -5,6 +5,7 @@ import type { Method } from '../federation/method.js';
 import { fedOtp, FEDOTP_DEFAULTS, type FedOtpOptions } from './fedotp.js';
 import { localCoop } from './local-coop.js';
 import { localTipAdapter } from './local-tip-adapter.js';
+import { pFedMoAp, PFEDMOAP_DEFAULTS, type PFedMoApOptions } from './pfedmoap.js';
 import { pFedPrompt, PFEDPROMPT_DEFAULTS } from './pfedprompt.js';
 import { promptAmp, PROMPTAMP_DEFAULTS, type PromptAmpOptions } from './promptamp.js';
 import { promptFl } from './promptfl.js';
@@ -15,7 +16,7 @@ import type { MemoryOptions } from './visual-memory.js';
 import { zeroShot } from './zero-shot.js';
 
 export const METHOD_IDS = [
-  'zeroshot', 'local-coop', 'promptfl', 'promptfl-ft', 'promptper', 'promptprox', 'promptamp', 'pfedprompt', 'local-tip-adapter', 'fedotp',
+  'zeroshot', 'local-coop', 'promptfl', 'promptfl-ft', 'promptper', 'promptprox', 'promptamp', 'pfedprompt', 'local-tip-adapter', 'fedotp', 'pfedmoap',
 ] as const;
 export type MethodId = (typeof METHOD_IDS)[number];
 
@@ -34,6 +35,8 @@ export interface MethodOptions {
   readonly memory: MemoryOptions;
   /** FedOTP's transport (its `weighted` is the one above). */
   readonly fedotp?: Omit<FedOtpOptions, 'weighted'>;
+  /** pFedMoAP's experts and gating network (its `weighted` is the run's). */
+  readonly moap?: Omit<PFedMoApOptions, 'weighted'>;
 }
 
 export const DEFAULT_METHOD_OPTIONS: MethodOptions = {
@@ -57,6 +60,7 @@ export function createMethod(id: MethodId, options: MethodOptions = DEFAULT_METH
     case 'pfedprompt': return pFedPrompt({ weighted, memory: options.memory });
     case 'local-tip-adapter': return localTipAdapter(options.memory);
     case 'fedotp': return fedOtp({ ...FEDOTP_DEFAULTS, ...options.fedotp, weighted });
+    case 'pfedmoap': return pFedMoAp({ ...PFEDMOAP_DEFAULTS, ...options.moap, weighted });
   }
   const never: never = id;
   throw new Error(`unknown method "${never as string}" (known: ${METHOD_IDS.join(', ')})`);
