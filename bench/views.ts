@@ -1,7 +1,9 @@
 // `npm run bench:views`: the default (world) experiment at several numbers of
 // augmented views per training image, each into a fresh feature cache, timing
 // the whole run and its feature extraction (decoding, augmenting, encoding,
-// pooling and reading back, summed over the seeds), with each method's
+// pooling and reading back, summed over the seeds) in wall time and in this
+// process's CPU time (which other work on the machine does not inflate;
+// worker threads count), with each method's
 // accuracy (mean ± std over seeds). Flags as `pfedprompt run` takes them
 // (`--methods promptfl,pfedprompt`, `--optimizer.warmupEpochs 0`) apply to
 // every run.
@@ -20,6 +22,9 @@ interface ViewsRun {
   readonly views: number;
   readonly runSeconds: number;
   readonly featureSeconds: number;
+  /** CPU time of this process (all its threads): what the run cost whatever else the machine was doing. */
+  readonly runCpuSeconds: number;
+  readonly featureCpuSeconds: number;
   readonly othersShare: number | undefined;
   readonly accuracy: Record<string, { mean: number; std: number; n: number }>;
 }
@@ -47,15 +52,21 @@ async function runWithViews(views: number, out: string, overrides: [string, stri
   rmSync(path.join(dir, 'cells'), { recursive: true, force: true });
   const base = await worldExperimentConfig(dir);
   const config = parseConfig(applyOverrides({ ...base, output: dir, cache }, [...overrides, ['data.views', String(views)]]), 'bench:views');
-  const featureStart = new Map<string, number>();
+  const featureStart = new Map<string, { wall: number; cpu: number }>();
   let featureSeconds = 0;
+  let featureCpuSeconds = 0;
+  const cpuSeconds = (): number => { const u = process.cpuUsage(); return (u.user + u.system) / 1e6; };
+  const cpuAtStart = cpuSeconds();
   const others = startInterferenceMeter();
   const started = performance.now();
   const { results } = await runExperiment(config, {
     log: (m) => console.error(m),
     onFeatures(label, done, total) {
-      if (!featureStart.has(label)) featureStart.set(label, performance.now());
-      if (done === total) featureSeconds += (performance.now() - featureStart.get(label)!) / 1000;
+      if (!featureStart.has(label)) featureStart.set(label, { wall: performance.now(), cpu: cpuSeconds() });
+      if (done === total) {
+        featureSeconds += (performance.now() - featureStart.get(label)!.wall) / 1000;
+        featureCpuSeconds += cpuSeconds() - featureStart.get(label)!.cpu;
+      }
     },
     onCellEnd: (cell, result) => console.error(`views ${views}: ${cell.id}: ${(100 * result.meanAccuracy).toFixed(2)} %`),
   });
@@ -64,7 +75,7 @@ async function runWithViews(views: number, out: string, overrides: [string, stri
   const byMethod = new Map<string, number[]>();
   for (const cell of results.cells) byMethod.set(cell.methodLabel, [...(byMethod.get(cell.methodLabel) ?? []), cell.meanAccuracy]);
   for (const [label, xs] of byMethod) accuracy[label] = { mean: mean(xs), std: populationStd(xs), n: xs.length };
-  return { views, runSeconds, featureSeconds, othersShare: others(), accuracy };
+  return { views, runSeconds, featureSeconds, runCpuSeconds: cpuSeconds() - cpuAtStart, featureCpuSeconds, othersShare: others(), accuracy };
 }
 
 async function main(): Promise<void> {
@@ -76,11 +87,11 @@ async function main(): Promise<void> {
     writeFileSync(path.join(out, 'bench-views.json'), `${JSON.stringify({ overrides, runs }, null, 1)}\n`);
   }
   const first = runs[0];
-  console.log(`| views | run (s) | × ${first.views} views | features (s) | others' share of the machine |`);
-  console.log('|---|---|---|---|---|');
+  console.log(`| views | run (s) | × ${first.views} views | features (s) | run CPU (s) | × ${first.views} views | features CPU (s) | others' share of the machine |`);
+  console.log('|---|---|---|---|---|---|---|---|');
   for (const r of runs) {
     const share = r.othersShare === undefined ? 'n/a' : `${(100 * r.othersShare).toFixed(0)} %${r.othersShare > DISTURBED_SHARE ? ' (disturbed)' : ''}`;
-    console.log(`| ${r.views} | ${r.runSeconds.toFixed(1)} | ${(r.runSeconds / first.runSeconds).toFixed(2)} | ${r.featureSeconds.toFixed(1)} | ${share} |`);
+    console.log(`| ${r.views} | ${r.runSeconds.toFixed(1)} | ${(r.runSeconds / first.runSeconds).toFixed(2)} | ${r.featureSeconds.toFixed(1)} | ${r.runCpuSeconds.toFixed(1)} | ${(r.runCpuSeconds / first.runCpuSeconds).toFixed(2)} | ${r.featureCpuSeconds.toFixed(1)} | ${share} |`);
   }
   console.log('');
   console.log(`| method | ${runs.map((r) => `${r.views} views`).join(' | ')} |`);
