@@ -89,11 +89,12 @@ export class FederatedClient {
       // and reads the augmented views from where the run left them.
       const first = kind === 'fit' ? (round - 1) * settings.localEpochs : 0;
       const total = kind === 'fit' ? settings.scheduleEpochs : epochs;
+      const sgd = kind === 'fit' ? settings.sgd : { ...settings.sgd, warmupEpochs: 0 }; // the warm-up is the run's start only
       return {
         epochs,
         batchSize: settings.batchSize,
         sgd: settings.sgd,
-        learningRates: options.learningRates ?? Array.from({ length: epochs }, (_, e) => learningRate(settings.sgd, first + e, total)),
+        learningRates: options.learningRates ?? Array.from({ length: epochs }, (_, e) => learningRate(sgd, first + e, total)),
         seed: SeededRandom.forName(settings.seed, `${kind}/round${round}/client${data.id}`).nextUint32(),
         firstEpoch: kind === 'fit' ? first : settings.scheduleEpochs,
         viewSeed: SeededRandom.forName(settings.seed, `views/client${data.id}`).nextUint32(),
