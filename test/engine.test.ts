@@ -95,7 +95,11 @@ test('choices are scored by every client on validation images; the best mean is 
   assert.deepEqual(result.selection?.candidates.map((c) => c.valAccuracy), [0.7, 0.9]);
   const finals = seen.evals.filter((j) => j.split === 'test');
   assert.ok(finals.length === 4 && finals.every((j) => j.choices?.length === 1 && j.choices[0].alpha === 2));
-  assert.ok(seen.evals.filter((j) => j.split === 'val').every((j) => j.choices?.length === 2));
+  const vals = seen.evals.filter((j) => j.split === 'val');
+  assert.equal(vals.length, 8, 'one scoring of the candidates, then one validation score of the chosen prediction, per client');
+  assert.ok(vals.slice(0, 4).every((j) => j.choices?.length === 2));
+  assert.ok(vals.slice(4).every((j) => j.choices?.length === 1 && j.choices[0].alpha === 2));
+  assert.deepEqual(result.clients.map((c) => c.valAccuracy), [0.9, 0.9, 0.9, 0.9], 'each client records its validation accuracy under the chosen prediction');
 });
 
 test('PromptAMP sends each client its own cloud prompt', async () => {

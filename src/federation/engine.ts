@@ -63,7 +63,8 @@ export interface Selection {
 
 export interface FederationResult {
   /** Every client that replied to the final evaluation. */
-  readonly clients: readonly { readonly id: number; readonly accuracy: number; readonly testCount: number }[];
+  /** Each client's final test accuracy, and its validation accuracy under the same prediction (NaN without validation images): what a default is chosen on. */
+  readonly clients: readonly { readonly id: number; readonly accuracy: number; readonly testCount: number; readonly valAccuracy: number }[];
   readonly rounds: readonly RoundRecord[];
   /** What the clients' validation scores chose, for methods with choices to make. */
   readonly selection?: Selection;
@@ -203,8 +204,9 @@ export async function runFederation(
     selection = select(options.choices, await evaluateAll('select', options.choices, 'val'));
   }
   const final = await evaluateAll('evaluate', selection && [selection.chosen]);
+  const validation = new Map((await evaluateAll('validate', selection && [selection.chosen], 'val')).map((r) => [r.client, r.accuracies[0]]));
   return {
-    clients: final.map((r) => ({ id: r.client, accuracy: r.accuracies[0], testCount: r.count })),
+    clients: final.map((r) => ({ id: r.client, accuracy: r.accuracies[0], testCount: r.count, valAccuracy: validation.get(r.client) ?? NaN })),
     rounds,
     selection,
     failures,
