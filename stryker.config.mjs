@@ -21,7 +21,7 @@ const node = `PFEDPROMPT_SHARED='${shared}' node --test --test-concurrency=1 --t
 const stages = [
   ...['method-contracts', 'fedotp-transport', 'pfedmoap'].map((name) => `${node} dist/test/${name}.test.js`),
   `${node} --test-name-pattern='^(?!${endToEnd}|<root>$)' dist/test/methods.test.js`,
-  ...['method-behaviour', 'engine', 'prompt', 'fedotp', 'pfedmoap-clients'].map((name) => `${node} dist/test/${name}.test.js`),
+  ...['method-behaviour', 'engine', 'prompt', 'fedotp', 'pfedmoap-clients', 'protocol'].map((name) => `${node} dist/test/${name}.test.js`),
   `${node} --test-name-pattern='^${endToEnd}' dist/test/methods.test.js`,
 ];
 

@@ -113,6 +113,9 @@ test('server: each client gets its K nearest other prompts (never its own), near
   assert.deepEqual(nearestExperts(server, 4, 2), [1, 2]);
   assert.deepEqual(nearestExperts(server, 1, 1), [0]);
   for (let c = 0; c < 5; c++) assert.ok(!nearestExperts(server, c, 4).includes(c), `client ${c} was sent its own prompt`);
+  // The tie is broken by id, not by the order the prompts were stored in.
+  const reversed = method.server.aggregate(initial, [...uploads].reverse(), setup);
+  assert.deepEqual(nearestExperts(reversed, 0, 2), [2, 3]);
   const down = method.server.download(server, 0, setup);
   assert.deepEqual(down.expertCount, Float32Array.of(2));
   assert.deepEqual(down.experts, Float32Array.of(0, 1, -1, 0));
