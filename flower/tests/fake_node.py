@@ -19,9 +19,9 @@ LENGTH = 8  # values in a context
 LABELS = {
     "zeroshot": "zero-shot CLIP", "local-coop": "local CoOp", "promptfl": "PromptFL", "promptfl-ft": "PromptFL+FT",
     "promptper": "PromptPer", "promptprox": "PromptProx", "promptamp": "PromptAMP", "pfedprompt": "pFedPrompt",
-    "local-tip-adapter": "local Tip-Adapter", "pfedmoap": "pFedMoAP",
+    "local-tip-adapter": "local Tip-Adapter", "fedotp": "FedOTP", "pfedmoap": "pFedMoAP",
 }
-COMMUNICATES = {"promptfl", "promptfl-ft", "promptper", "promptprox", "promptamp", "pfedprompt", "pfedmoap"}
+COMMUNICATES = {"promptfl", "promptfl-ft", "promptper", "promptprox", "promptamp", "pfedprompt", "fedotp", "pfedmoap"}
 MEMORY = {"pfedprompt", "local-tip-adapter"}
 BASE_MEMORY = {"alpha": 1.0, "beta": 5.5}
 AMP = {"alphaK": 0.1, "sigma": 1.0, "lambda": 1.0}

@@ -9,7 +9,9 @@ import path from 'node:path';
 import YAML from 'yaml';
 import { z } from 'zod';
 import { SCORINGS, type Scoring } from '../federation/evaluation.js';
+import { FEDOTP_DEFAULTS } from '../methods/fedotp.js';
 import { METHOD_IDS } from '../methods/index.js';
+import { FINE_TUNE_SHAPES } from '../methods/promptfl-ft.js';
 import { CLASS_TOKEN_POSITIONS } from '../prompt/coop-prompt.js';
 
 const positiveInt = z.number().int().positive();
@@ -51,8 +53,12 @@ export const ConfigSchema = z.object({
     datasets: z.array(z.string().min(1)).min(1),
     shots: z.array(positiveInt).min(1).default([16]),
     partition: PartitionSchema.default({}),
-    /** Augmented views (random resized crop + flip) cached per training image; training draws one per image and epoch. */
+    /**
+     * Augmented views (random resized crop + flip) cached per training image and run seed; each epoch reads one,
+     * every view once per cycle of `views` epochs (one per epoch of the run: each view exactly once).
+     */
     views: nonNegativeInt.default(4),
+    /** Names the family of augmented views; each run seed draws its own views within it. */
     augmentSeed: nonNegativeInt.default(0),
     /** Skip unreadable images with a warning instead of failing. */
     skipBad: z.boolean().default(false),
@@ -80,6 +86,9 @@ export const ConfigSchema = z.object({
     momentum: z.number().min(0).lt(1).default(0.9),
     weightDecay: z.number().nonnegative().default(5e-4),
     schedule: z.enum(['constant', 'cosine']).default('cosine'),
+    /** Epochs of the run at a constant warmupLr before the schedule takes over (Dassl's WARMUP_EPOCH, constant type, as CoOp's and PromptFL's configs). */
+    warmupEpochs: nonNegativeInt.default(1),
+    warmupLr: positive.default(1e-5),
   }).strict().default({}),
   prompt: z.object({
     contextLength: positiveInt.default(16),
@@ -91,10 +100,25 @@ export const ConfigSchema = z.object({
   methodOptions: z.object({
     weighted: z.boolean().default(true),
     fineTuneEpochs: positiveInt.optional(),
+    /** PromptFL+FT's candidate fine-tuning schedules, chosen on validation images (absent: DEFAULT_FINE_TUNES). */
+    fineTunes: z.array(z.object({
+      epochs: positiveInt.optional(),
+      shape: z.enum(FINE_TUNE_SHAPES),
+      lrScale: z.number().nonnegative().default(1),
+    }).strict()).min(1).optional(),
     globalTokens: nonNegativeInt.optional(),
     mu: z.number().nonnegative().default(0.5),
     amp: z.object({ alphaK: positive.default(0.1), sigma: positive.default(1), lambda: z.number().nonnegative().default(1) }).strict().default({}),
     memory: MemorySchema.default({}),
+    /** FedOTP's optimal transport; defaults from its scripts/fedotp_few_shot.sh (src/methods/fedotp.ts). */
+    fedotp: z.object({
+      transport: z.enum(['cot', 'sinkhorn']).default(FEDOTP_DEFAULTS.transport),
+      eps: positive.default(FEDOTP_DEFAULTS.eps),
+      thresh: z.number().nonnegative().default(FEDOTP_DEFAULTS.thresh),
+      maxIter: positiveInt.default(FEDOTP_DEFAULTS.maxIter),
+      topPercent: positive.max(1).default(FEDOTP_DEFAULTS.topPercent),
+      evalBatchSize: positiveInt.default(FEDOTP_DEFAULTS.evalBatchSize),
+    }).strict().default({}),
     /** pFedMoAP (src/methods/pfedmoap.ts): experts counts the client's own. */
     moap: z.object({
       experts: positiveInt.default(10), gatingDim: positiveInt.default(128), heads: positiveInt.default(8),

@@ -8,7 +8,7 @@ from .local import LocalOnly
 from .pfedmoap import PFedMoAp
 from .promptamp import PromptAmp
 
-FEDAVG_METHODS = ("promptfl", "promptfl-ft", "promptper", "promptprox", "pfedprompt")
+FEDAVG_METHODS = ("promptfl", "promptfl-ft", "promptper", "promptprox", "pfedprompt", "fedotp")
 
 
 def strategy_for(participation: Participation) -> PromptFedAvg | PromptAmp | PFedMoAp | LocalOnly:
