@@ -108,7 +108,7 @@ export async function worldExperimentConfig(outputDir: string, log?: (message: s
       datasets: [dataset],
       shots: [4],
       partition: { scheme: 'pathological', clients: CLIENTS },
-      views: 4,
+      views: 50, // one per epoch of the run (README: the protocol as the field runs it)
     },
     methods: ['zeroshot', 'local-coop', 'promptfl', 'promptfl-ft', 'promptper', 'promptprox', 'promptamp', 'pfedprompt', 'local-tip-adapter'],
     seeds: [1, 2, 3],
