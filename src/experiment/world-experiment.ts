@@ -113,6 +113,7 @@ export async function worldExperimentConfig(outputDir: string, log?: (message: s
     methods: ['zeroshot', 'local-coop', 'promptfl', 'promptfl-ft', 'promptper', 'promptprox', 'promptamp', 'pfedprompt', 'local-tip-adapter'],
     seeds: [1, 2, 3],
     federation: { rounds: 10, localEpochs: 5, batchSize: 32 },
+    optimizer: { warmupEpochs: 0 }, // measured no gain on this world (README: the protocol as the field runs it)
     prompt: { contextLength: 16 },
   };
 }
