@@ -10,7 +10,7 @@ import path from 'node:path';
 
 // The sandbox sits in .stryker-tmp/, so the tests' default `../shared` would miss the fixtures.
 const shared = process.env.PFEDPROMPT_SHARED ?? path.resolve('..', 'shared');
-const tests = ['method-behaviour', 'engine', 'prompt', 'methods', 'protocol'].map((name) => `dist/test/${name}.test.js`).join(' ');
+const tests = ['method-behaviour', 'engine', 'prompt', 'methods', 'fedotp-transport', 'fedotp', 'pfedmoap', 'pfedmoap-clients', 'protocol'].map((name) => `dist/test/${name}.test.js`).join(' ');
 
 /** @type {import('@stryker-mutator/api/core').PartialStrykerOptions} */
 export default {

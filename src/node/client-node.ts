@@ -24,7 +24,7 @@ import { FederatedClient } from '../federation/client.js';
 import { checkUpload, participants } from '../federation/engine.js';
 import type { Choice, Tensors } from '../federation/method.js';
 import { CoopPrompt } from '../prompt/coop-prompt.js';
-import { isMethodId } from '../methods/index.js';
+import { createMethod, isMethodId, type MethodOptions } from '../methods/index.js';
 import { DiskStore } from './personal-store.js';
 
 export type NodeAsk = 'describe' | 'fit' | 'finish' | 'evaluate';
@@ -228,6 +228,7 @@ export class ClientNode {
     const cache = await FeatureCache.open(model.weights, { root: options.cache ?? config.cache, onWarning: options.log });
     const [data] = await loadClientData(model, dataset, partition, {
       views: config.data.views, augmentSeed: runAugmentSeed(config.data.augmentSeed, seed), cache, onWarning: options.log, only: [options.data.client],
+      tokens: createMethod(methodId, config.methodOptions as MethodOptions).readsTokens === true,
     });
     const spec = cellSpecOf(datasetIdOf(options.data.dataset), backboneOf(config), shots, methodId, seed);
     const prepared = await prepareCell(config, spec, model, tokenizerDir, dataset.classnames, partition.clients.length);
