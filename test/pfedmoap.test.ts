@@ -177,7 +177,7 @@ test('the method names itself and what it trains, uploads and keeps; its edge op
   assert.ok(method.trainsPrompt);
   for (const text of [method.trains, method.uploads, method.staysOnClient]) assert.ok(text.length > 10, text);
   assert.match(method.staysOnClient, /gating/);
-  for (const edge of [{ experts: 1 }, { gatingDim: 8, heads: 8 }, { lambda: 0 }]) assert.doesNotThrow(() => pFedMoAp({ ...PFEDMOAP_DEFAULTS, ...edge }), JSON.stringify(edge));
+  for (const edge of [{ experts: 1 }, { gatingDim: 8, heads: 8 }, { heads: 1 }, { lambda: 0 }]) assert.doesNotThrow(() => pFedMoAp({ ...PFEDMOAP_DEFAULTS, ...edge }), JSON.stringify(edge));
   assert.equal(expertSlots({ ...PFEDMOAP_DEFAULTS, experts: 1 }, tinySetup(5)), 0);
   assert.equal(expertSlots(PFEDMOAP_DEFAULTS, tinySetup(1)), 0);
   // No slot at all: an empty experts tensor and a count of 0.

@@ -211,7 +211,7 @@ test('PromptFL+FT fine-tunes once per candidate schedule and predicts with the c
   assert.ok(scores.some((s) => s.some((v, i) => v !== scores[0][i])));
 });
 
-test('PromptFL+FT\'s schedule is chosen on validation images only, the test uses the chosen candidate\'s fine-tuned prompt, and the cell records it', async () => {
+test('PromptFL+FT\'s schedule is chosen on validation images only, the test uses the chosen candidate\'s fine-tuned prompt', async () => {
   const method = createMethod('promptfl-ft');
   const setup = await hostSetup(method, shapes.clients, 6);
   const { clients, stores } = await localClients(method, setup);
@@ -236,9 +236,9 @@ test('PromptFL+FT\'s schedule is chosen on validation images only, the test uses
   for (const job of scoring) assert.equal(job.split, 'val');
   // The server kept the candidate with the best mean validation accuracy, recomputed here from each client's own copies.
   const compute = await computeFor(setup);
-  const download = result.finalState;
   const accuracyOf = async (client: number, split: 'val' | 'test', k: number): Promise<number> => {
-    const context = method.client.predictor({ setup: setup.settings.federation } as never, download, await stores[client].load(), { candidate: k }).context!;
+    // Read from the client's store, not through the predictor: the copy candidate k's fine-tune left.
+    const context = (await stores[client].load())![`context/fine-tune-${k}`];
     const data = shapes.clients[client];
     return accuracy(predictLogits(data[split], await classTextFeatures(compute, context), compute.model.logitScale), data[split].labels, 'all-classes', data.classes);
   };

@@ -55,9 +55,10 @@ export const ConfigSchema = z.object({
     partition: PartitionSchema.default({}),
     /**
      * Augmented views (random resized crop + flip) cached per training image and run seed; each epoch reads one,
-     * every view once per cycle of `views` epochs (one per epoch of the run: each view exactly once).
+     * every view once per cycle of `views` epochs (one per epoch of the run, the default 50 = 10 × 5: each view
+     * exactly once, as CoOp sees a fresh crop every epoch).
      */
-    views: nonNegativeInt.default(4),
+    views: nonNegativeInt.default(50),
     /** Names the family of augmented views; each run seed draws its own views within it. */
     augmentSeed: nonNegativeInt.default(0),
     /** Skip unreadable images with a warning instead of failing. */
