@@ -123,6 +123,7 @@ test('the loss gradient to each prompt\'s class features matches finite differen
     }
   }
   assert.throws(() => transportLossGradients(scores, tokens, Int32Array.from([0, 3, 1]), M, 2, C, E, scale), /label 3 outside the 3 classes/);
+  assert.throws(() => transportLossGradients(scores, tokens, Int32Array.from([0, -1, 1]), M, 2, C, E, scale), /label -1 outside/);
 });
 
 test('bad options and inputs are refused, naming what is wrong', () => {
@@ -133,6 +134,15 @@ test('bad options and inputs are refused, naming what is wrong', () => {
   assert.throws(() => checkFedOtpOptions({ ...FEDOTP_DEFAULTS, thresh: -1 }), /thresh must be non-negative/);
   assert.throws(() => checkFedOtpOptions({ ...FEDOTP_DEFAULTS, transport: 'emd' as 'cot' }), /transport must be "cot" or "sinkhorn"/);
   assert.throws(() => fedOtp({ ...FEDOTP_DEFAULTS, eps: -1 }), /FedOTP: eps/);
+  // The edges that are allowed, and just past them.
+  for (const ok of [FEDOTP_DEFAULTS, { ...FEDOTP_DEFAULTS, transport: 'sinkhorn' as const }, { ...FEDOTP_DEFAULTS, thresh: 0 }, { ...FEDOTP_DEFAULTS, maxIter: 1 },
+    { ...FEDOTP_DEFAULTS, topPercent: 1 }, { ...FEDOTP_DEFAULTS, evalBatchSize: 1 }]) {
+    assert.doesNotThrow(() => checkFedOtpOptions(ok), JSON.stringify(ok));
+  }
+  assert.throws(() => checkFedOtpOptions({ ...FEDOTP_DEFAULTS, topPercent: 0 }), /topPercent must be in \(0, 1\]/);
+  assert.throws(() => checkFedOtpOptions({ ...FEDOTP_DEFAULTS, evalBatchSize: 0 }), /evalBatchSize must be a positive integer/);
+  assert.throws(() => checkFedOtpOptions({ ...FEDOTP_DEFAULTS, transport: '' as 'cot' }), /transport must be/);
+  assert.equal(FEDOTP_DEFAULTS.weighted, true);
   assert.throws(() => transportLogits(new Float32Array(5), 1, 2, [new Float32Array(6)], 3, 2, 1, FEDOTP_DEFAULTS), /tokens have 5 values, expected 1×2×2/);
   assert.throws(() => transportLogits(new Float32Array(4), 1, 2, [new Float32Array(5)], 3, 2, 1, FEDOTP_DEFAULTS), /class features have 5 values, expected 3×2/);
   assert.throws(() => transportLogits(new Float32Array(4), 1, 2, [new Float32Array(6)], 3, 2, 1, FEDOTP_DEFAULTS, new Float64Array(2)), /2 plan values/);
