@@ -29,13 +29,14 @@ import type { ClientSettings } from '../federation/client.js';
 import type { FederationSetup, Method, Tensors } from '../federation/method.js';
 import { writeSafetensors } from '../io/safetensors.js';
 import { writeFileAtomic } from '../io/atomic.js';
-import { createMethod, type MethodId, type MethodOptions } from '../methods/index.js';
+import { createMethod } from '../methods/index.js';
+import { tipAdapterGrid } from '../methods/local-tip-adapter.js';
 import { CoopPrompt, type PromptOptions } from '../prompt/coop-prompt.js';
 import { RESULTS_FORMAT, type CellResult, type ResultsFile } from '../report/results.js';
 import { writeReport } from '../report/index.js';
 import { loadClientData } from './client-features.js';
 import { CLIENT_WORKER_ENTRY, methodFromSpec, type MethodSpec } from './client-worker.js';
-import type { ExperimentConfig } from './config.js';
+import { resolveMethod, type ExperimentConfig } from './config.js';
 
 /** What a run reports as it goes; the command line draws it as progress bars. */
 export interface RunEvents {
@@ -50,7 +51,8 @@ export interface CellSpec {
   readonly id: string;
   readonly dataset: string;
   readonly shots: number;
-  readonly method: MethodId;
+  /** The method's id, or the name of a variant of it (config.variants). */
+  readonly method: string;
   readonly seed: number;
 }
 
@@ -63,7 +65,7 @@ export interface ExperimentOutput {
 const PROJECT_ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..', '..', '..'); // from dist/src/experiment
 
 /** A cell of the grid by its coordinates; its id names it in results and files. */
-export function cellSpecOf(datasetId: string, backbone: string, shots: number, method: MethodId, seed: number): CellSpec {
+export function cellSpecOf(datasetId: string, backbone: string, shots: number, method: string, seed: number): CellSpec {
   return { id: [datasetId, safeName(backbone), `${shots}shot`, method, `seed${seed}`].join('/'), dataset: datasetId, shots, method, seed };
 }
 
@@ -169,7 +171,7 @@ export interface PreparedCell {
 }
 
 export async function prepareCell(config: ExperimentConfig, spec: CellSpec, model: ClipModel, tokenizerDir: string, classnames: readonly string[], clients: number): Promise<PreparedCell> {
-  const method = createMethod(spec.method, config.methodOptions as MethodOptions);
+  const method = methodOfCell(config, spec.method);
   const promptOptions = { ...config.prompt, ...method.prompt } as PromptOptions;
   const prompt = new CoopPrompt(model, await sharedTokenizer(tokenizerDir), classnames, promptOptions);
   const federation: FederationSetup = {
@@ -203,7 +205,7 @@ async function runCell(
     modelPath: config.model,
     tokenizerDir,
     executionProviders: config.executionProviders,
-    method: { id: spec.method, options: config.methodOptions as MethodOptions },
+    method: methodSpecOf(config, spec.method),
     prompt,
     classnames: dataset.classnames,
     settings,
@@ -211,18 +213,32 @@ async function runCell(
   };
   const executor = await createExecutor(setup, methodFromSpec, { workers: config.federation.workers, pool, entry: CLIENT_WORKER_ENTRY });
   try {
-    return await runFederation(method, federation, executor, federationOptions(config, spec, log), onRound);
+    return await runFederation(method, federation, executor, federationOptions(config, spec, log, model.logitScale), onRound);
   } finally {
     await executor.close();
   }
 }
 
-/** How the server side runs a cell, from the config. */
-export function federationOptions(config: ExperimentConfig, spec: CellSpec, log?: (message: string) => void): FederationOptions {
+/** The method a cell runs (a variant under its own id and label). */
+export function methodOfCell(config: ExperimentConfig, name: string): Method {
+  const resolved = resolveMethod(config, name);
+  const method = createMethod(resolved.id, resolved.options);
+  if (!resolved.variant) return method;
+  return { ...method, id: resolved.variant, label: resolved.label ?? `${method.label} (${resolved.variant})` };
+}
+
+/** How a client host builds the cell's method: the id and the options (a variant's merged in). */
+export function methodSpecOf(config: ExperimentConfig, name: string): MethodSpec {
+  const { id, options } = resolveMethod(config, name);
+  return { id, options };
+}
+
+/** How the server side runs a cell, from the config; `logitScale` is the model's exp(logit_scale), for the α grid. */
+export function federationOptions(config: ExperimentConfig, spec: CellSpec, log: ((message: string) => void) | undefined, logitScale: number): FederationOptions {
   return {
     participation: config.federation.participation,
     seed: spec.seed,
-    choices: memoryChoices(config),
+    choices: memoryChoices(config, spec.method, logitScale),
     evaluateEachRound: config.evaluation.eachRound,
     minClients: config.federation.minClients,
     timeoutSeconds: config.federation.timeoutSeconds,
@@ -230,9 +246,17 @@ export function federationOptions(config: ExperimentConfig, spec: CellSpec, log?
   };
 }
 
-/** The (α, β) grid of the memory search, each pair a choice the clients score on validation images. */
-export function memoryChoices(config: ExperimentConfig): { alpha: number; beta: number }[] {
-  return config.memorySearch.alpha.flatMap((alpha) => config.memorySearch.beta.map((beta) => ({ alpha, beta })));
+/**
+ * The (α, β) grid the clients of a cell score on their validation images: local Tip-Adapter's own grid, else
+ * memorySearch's. α is given for CLIP's logit scale of 100 and (memorySearch.scaleAlpha) multiplied by the
+ * model's exp(logit_scale)/100: the memory's logits then weigh the same against CLIP's for any model.
+ */
+export function memoryChoices(config: ExperimentConfig, methodName: string, logitScale: number): { alpha: number; beta: number }[] {
+  if (!(logitScale > 0)) throw new Error(`memory search: the model's logit scale must be positive, got ${logitScale}`);
+  const { id, options } = resolveMethod(config, methodName);
+  const grid = id === 'local-tip-adapter' ? tipAdapterGrid(options.tipAdapter) : config.memorySearch;
+  const scale = config.memorySearch.scaleAlpha ? logitScale / 100 : 1;
+  return grid.alpha.flatMap((alpha) => grid.beta.map((beta) => ({ alpha: alpha * scale, beta })));
 }
 
 export function partitionRequest(config: ExperimentConfig, shots: number): PartitionRequest {
@@ -247,10 +271,11 @@ export function partitionRequest(config: ExperimentConfig, shots: number): Parti
 
 /** What determines a cell's numbers: it is stored with the cell, and a rerun recomputes a cell whose config changed. */
 export function cellConfigOf(config: ExperimentConfig, spec: CellSpec, backbone: string, partition: Partition): Record<string, unknown> {
-  const { name: _name, output: _output, cache: _cache, methods: _methods, seeds: _seeds, data, federation, ...rest } = config;
+  const { name: _name, output: _output, cache: _cache, methods: _methods, seeds: _seeds, variants: _variants, methodOptions: _options, data, federation, ...rest } = config;
   const { workers: _workers, ...training } = federation; // parallel runs give the same numbers
   return {
     ...rest,
+    methodOptions: resolveMethod(config, spec.method).options, // a variant's own
     backbone,
     data: { ...data, datasets: undefined, shots: undefined, dataset: spec.dataset, datasetFingerprint: partition.dataset.fingerprint },
     federation: training,
@@ -266,7 +291,7 @@ function cellResult(
 ): CellResult {
   const accuracies = federation.clients.map((c) => c.accuracy);
   const m = mean(accuracies);
-  const method = createMethod(spec.method, config.methodOptions as MethodOptions);
+  const method = methodOfCell(config, spec.method);
   return {
     id: spec.id,
     method: spec.method,

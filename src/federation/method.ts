@@ -117,6 +117,8 @@ export interface Method {
   readonly trainsPrompt: boolean;
   /** What the clients' validation scores choose, when the method has choices to make (pFedPrompt: the memory's α and β). */
   readonly choosesOnValidation?: string;
+  /** Whether the client half reads the images' spatial tokens (FeatureSet.tokens): the run extracts them only then. */
+  readonly readsTokens?: boolean;
   readonly server: MethodServer;
   readonly client: MethodClient;
 }

@@ -3,7 +3,7 @@
 
 import type { Method } from '../federation/method.js';
 import { localCoop } from './local-coop.js';
-import { localTipAdapter } from './local-tip-adapter.js';
+import { localTipAdapter, memoryOnly, TIP_ADAPTER_DEFAULTS, type TipAdapterOptions } from './local-tip-adapter.js';
 import { pFedPrompt, PFEDPROMPT_DEFAULTS } from './pfedprompt.js';
 import { promptAmp, PROMPTAMP_DEFAULTS, type PromptAmpOptions } from './promptamp.js';
 import { promptFl } from './promptfl.js';
@@ -14,7 +14,7 @@ import type { MemoryOptions } from './visual-memory.js';
 import { zeroShot } from './zero-shot.js';
 
 export const METHOD_IDS = [
-  'zeroshot', 'local-coop', 'promptfl', 'promptfl-ft', 'promptper', 'promptprox', 'promptamp', 'pfedprompt', 'local-tip-adapter',
+  'zeroshot', 'local-coop', 'promptfl', 'promptfl-ft', 'promptper', 'promptprox', 'promptamp', 'pfedprompt', 'local-tip-adapter', 'memory-only',
 ] as const;
 export type MethodId = (typeof METHOD_IDS)[number];
 
@@ -29,8 +29,10 @@ export interface MethodOptions {
   /** PromptProx's μ. */
   readonly mu: number;
   readonly amp: PromptAmpOptions;
-  /** pFedPrompt's (and local Tip-Adapter's) visual memory. */
+  /** pFedPrompt's (and memory only's) visual memory. */
   readonly memory: MemoryOptions;
+  /** Local Tip-Adapter's options and grid. */
+  readonly tipAdapter: TipAdapterOptions;
 }
 
 export const DEFAULT_METHOD_OPTIONS: MethodOptions = {
@@ -38,6 +40,7 @@ export const DEFAULT_METHOD_OPTIONS: MethodOptions = {
   mu: PROMPTPROX_DEFAULTS.mu,
   amp: PROMPTAMP_DEFAULTS,
   memory: PFEDPROMPT_DEFAULTS.memory,
+  tipAdapter: TIP_ADAPTER_DEFAULTS,
 };
 
 export function createMethod(id: MethodId, options: MethodOptions = DEFAULT_METHOD_OPTIONS): Method {
@@ -51,7 +54,8 @@ export function createMethod(id: MethodId, options: MethodOptions = DEFAULT_METH
     case 'promptprox': return promptProx({ weighted, mu: options.mu });
     case 'promptamp': return promptAmp(options.amp);
     case 'pfedprompt': return pFedPrompt({ weighted, memory: options.memory });
-    case 'local-tip-adapter': return localTipAdapter(options.memory);
+    case 'local-tip-adapter': return localTipAdapter(options.tipAdapter);
+    case 'memory-only': return memoryOnly(options.memory);
   }
   const never: never = id;
   throw new Error(`unknown method "${never as string}" (known: ${METHOD_IDS.join(', ')})`);

@@ -23,7 +23,6 @@ import { FederatedClient } from '../federation/client.js';
 import { checkUpload, participants } from '../federation/engine.js';
 import type { Choice, Tensors } from '../federation/method.js';
 import { CoopPrompt } from '../prompt/coop-prompt.js';
-import { isMethodId } from '../methods/index.js';
 import { DiskStore } from './personal-store.js';
 
 export type NodeAsk = 'describe' | 'fit' | 'finish' | 'evaluate';
@@ -110,6 +109,8 @@ interface LoadedCell {
   readonly datasetLabel: string;
   /** Names and sizes of what the method's server half sends this client. */
   readonly downloadSizes: Readonly<Record<string, number>>;
+  /** The model's exp(logit_scale), which scales the memory's α grid. */
+  readonly logitScale: number;
 }
 
 export class ClientNode {
@@ -184,7 +185,7 @@ export class ClientNode {
       communicates: Object.keys(uploadSpec).length > 0,
       trainsPrompt: method.trainsPrompt,
       hasFinish: Boolean(method.client.finish),
-      memoryGrid: method.choosesOnValidation ? memoryChoices(config) : [],
+      memoryGrid: method.choosesOnValidation ? memoryChoices(config, spec.method, cell.logitScale) : [],
       evaluateEachRound: config.evaluation.eachRound,
       weighted: config.methodOptions.weighted,
     };
@@ -208,7 +209,6 @@ export class ClientNode {
     const { options } = this;
     const { config, reported } = this.nodeConfig(request.runConfig);
     const { method: methodId, seed, shots } = request.cell;
-    if (!isMethodId(methodId)) throw new Error(`cell: unknown method "${methodId}"`);
     if (!config.methods.includes(methodId)) throw new Error(`cell: method "${methodId}" is not in the run's methods (${config.methods.join(', ')})`);
     if (!Number.isInteger(seed) || !Number.isInteger(shots) || shots < 1) throw new Error(`cell: seed and shots must be integers, got seed ${seed}, shots ${shots}`);
     this.model ??= sharedModel(options.model, { threads: options.threads });
@@ -233,7 +233,7 @@ export class ClientNode {
     const { server } = prepared.method;
     const download = server.download(server.initialState(prepared.federation), data.id, prepared.federation);
     const downloadSizes = Object.fromEntries(Object.entries(download).map(([name, t]) => [name, t.length]));
-    return { key, spec, config, reported, prepared, partition, data, client, datasetLabel: dataset.name, downloadSizes };
+    return { key, spec, config, reported, prepared, partition, data, client, datasetLabel: dataset.name, downloadSizes, logitScale: model.logitScale };
   }
 
   /** The run's config with this node's own paths (its model, tokenizer and data, never the server's), and as the run wrote it. */
