@@ -306,6 +306,7 @@ function cellResult(
     clients: federation.clients.map((c) => ({ id: c.id, accuracy: c.accuracy, testCount: c.testCount, classes: [...classesOf(c.id)] })),
     meanAccuracy: m,
     stdAccuracy: Math.sqrt(mean(accuracies.map((a) => (a - m) ** 2))),
+    ...(Number.isFinite(federation.valAccuracy) ? { valAccuracy: federation.valAccuracy } : {}),
     rounds: federation.rounds.map((r) => ({
       round: r.round,
       ...(r.meanAccuracy !== undefined ? { meanAccuracy: r.meanAccuracy } : {}),

@@ -61,6 +61,8 @@ export interface CellResult {
   meanAccuracy: number;
   /** Population standard deviation over clients. */
   stdAccuracy: number;
+  /** Mean over clients of validation accuracy as the method predicts (with the choice made on it), when clients have validation images. */
+  valAccuracy?: number;
   rounds: RoundResult[];
   wallSeconds: number;
 }
@@ -137,6 +139,7 @@ export function validateResults(json: unknown, source: string): ResultsFile {
     });
     number(cell.meanAccuracy, `${at}.meanAccuracy`, 0, 1);
     number(cell.stdAccuracy, `${at}.stdAccuracy`, 0);
+    if (cell.valAccuracy !== undefined) number(cell.valAccuracy, `${at}.valAccuracy`, 0, 1);
     list(cell.rounds, `${at}.rounds`).forEach((v, r) => {
       const rat = `${at}.rounds[${r}]`;
       const round = object(v, rat);
