@@ -1,7 +1,7 @@
 // `npm run ablation:memory [-- --seeds 1 …]`: the visual memory's choices on
 // the default world. configs/ablations/memory.yaml names the methods and the
 // pFedPrompt variants; its fields replace the default experiment's, and flags
-// replace both (`--output DIR`, `--seeds 1`, `--methods a,b`). The run is an
+// replace both (`--output DIR`, `--seeds 1`, `--methods a,b`, `--world classic`). The run is an
 // ordinary resumable experiment (results.json, report.html …) in
 // runs/memory-ablation; this adds memory-ablation.md: validation and test
 // accuracy, mean ± std over seeds, and the α and β the clients chose on their
@@ -13,7 +13,7 @@ import { fileURLToPath } from 'node:url';
 import { flagPairs } from '../src/cli/run.js';
 import { applyOverrides, parseConfig, readConfigFile } from '../src/experiment/config.js';
 import { runExperiment } from '../src/experiment/runner.js';
-import { worldExperimentConfig } from '../src/experiment/world-experiment.js';
+import { DEFAULT_WORLD, worldExperimentConfig } from '../src/experiment/world-experiment.js';
 import { mean, percent, populationStd } from '../src/report/aggregate.js';
 import type { CellResult } from '../src/report/results.js';
 
@@ -32,16 +32,18 @@ export function ablationTable(cells: readonly CellResult[]): string {
       const { alpha, beta } = selection?.chosen ?? {};
       return alpha === undefined ? '' : `${alpha.toPrecision(3)}, ${beta?.toPrecision(3)}`;
     }).filter(Boolean);
-    const val = group.map((c) => c.valAccuracy).filter((v): v is number => v !== undefined);
+    const val = group.map((c) => c.meanValAccuracy).filter((v): v is number => v !== undefined);
     lines.push(`| ${group[0].methodLabel} | ${spread(val)} | ${spread(group.map((c) => c.meanAccuracy))} | ${group.length} | ${chosen.join('; ') || '—'} |`);
   }
   return lines.join('\n');
 }
 
 async function main(): Promise<void> {
-  const pairs = flagPairs(process.argv.slice(2));
-  const output = path.resolve(pairs.find(([key]) => key === 'output')?.[1] ?? path.join('runs', 'memory-ablation'));
-  const world = await worldExperimentConfig(output, (m) => console.error(m));
+  const all = flagPairs(process.argv.slice(2));
+  const worldName = all.find(([key]) => key === 'world')?.[1] ?? DEFAULT_WORLD; // --world classic: the first world
+  const pairs = all.filter(([key]) => key !== 'world');
+  const output = path.resolve(pairs.find(([key]) => key === 'output')?.[1] ?? path.join('runs', worldName === DEFAULT_WORLD ? 'memory-ablation' : `memory-ablation-${worldName}`));
+  const world = await worldExperimentConfig(output, (m) => console.error(m), worldName);
   const config = parseConfig(applyOverrides({ ...world, ...(await readConfigFile(FILE)), output }, pairs), FILE);
   const done = await runExperiment(config, {
     log: (m) => console.error(m),

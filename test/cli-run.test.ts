@@ -105,3 +105,9 @@ test('report: a results.json gives its table and files again; a missing file is 
   assert.equal(missing.status, 1);
   assert.match(missing.stderr, /none\/results\.json: cannot read the results/);
 });
+
+test('the built CLI entry is executable, as the package bin `pfedprompt` (npx) needs it', () => {
+  const entry = path.join(PROJECT_ROOT, 'dist', 'src', 'cli', 'main.js');
+  assert.ok((statSync(entry).mode & 0o111) !== 0, `${entry} is not executable: npx pfedprompt fails with "Permission denied"`);
+  assert.match(readFileSync(entry, 'utf8').split('\n')[0], /^#!.*node/);
+});

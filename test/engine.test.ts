@@ -95,17 +95,11 @@ test('choices are scored by every client on validation images; the best mean is 
   assert.deepEqual(result.selection?.candidates.map((c) => c.valAccuracy), [0.7, 0.9]);
   const finals = seen.evals.filter((j) => j.split === 'test');
   assert.ok(finals.length === 4 && finals.every((j) => j.choices?.length === 1 && j.choices[0].alpha === 2));
-  assert.ok(seen.evals.filter((j) => j.split === 'val').every((j) => j.choices?.length === 2));
-  assert.equal(result.valAccuracy, 0.9, "validation accuracy is the chosen candidate's");
-});
-
-test('a method without choices is scored once on validation images, as it predicts: the cell records its validation accuracy', async () => {
-  const { executor, seen } = stubClients();
-  const result = await runFederation(createMethod('promptfl'), SETUP, executor, options);
-  const val = seen.evals.filter((j) => j.split === 'val');
-  assert.equal(val.length, 4);
-  assert.ok(val.every((j) => j.choices === undefined));
-  assert.ok(Math.abs(result.valAccuracy - (0.5 + 0.15)) < 1e-12, `${result.valAccuracy}`); // clients 0 … 3 score 0.5 + client/10
+  const vals = seen.evals.filter((j) => j.split === 'val');
+  assert.equal(vals.length, 8, 'one scoring of the candidates, then one validation score of the chosen prediction, per client');
+  assert.ok(vals.slice(0, 4).every((j) => j.choices?.length === 2));
+  assert.ok(vals.slice(4).every((j) => j.choices?.length === 1 && j.choices[0].alpha === 2));
+  assert.deepEqual(result.clients.map((c) => c.valAccuracy), [0.9, 0.9, 0.9, 0.9], 'each client records its validation accuracy under the chosen prediction');
 });
 
 test('PromptAMP sends each client its own cloud prompt', async () => {

@@ -14,7 +14,7 @@ from flwr.serverapp import Grid
 
 from . import protocol
 from .cohort import describe
-from .evaluation import evaluate, test_accuracies
+from .evaluation import evaluate, test_accuracies, val_accuracies
 from .exchange import Participation
 from .failures import Failure, FederationError
 from .memory import mean, select_memory
@@ -85,7 +85,8 @@ def run_cell(grid: Grid, spec: CellSpec, run_config: str, options: CellOptions =
     final = test_accuracies(evaluate(grid, participation, strategy, state, after, "final evaluation", "test", **memory), participation, "final evaluation")
     if not final:
         raise FederationError(f"{facts['cell']['id']}: no client returned a test accuracy")
-    result = cell_result(facts, cohort.client_facts, final, rounds, selection, participation.failures, time.perf_counter() - started)
+    validation = val_accuracies(evaluate(grid, participation, strategy, state, after, "validation", "val", **memory))
+    result = cell_result(facts, cohort.client_facts, final, rounds, selection, participation.failures, time.perf_counter() - started, validation)
     return result, {name: array.numpy() for name, array in state.items()}
 
 
@@ -101,7 +102,7 @@ def _choice_accuracies(client: int, metrics: dict[str, Any], choices: int, parti
 
 def cell_result(
     facts: dict[str, Any], client_facts: dict[int, dict[str, Any]], accuracies: dict[int, float], rounds: list[dict[str, Any]],
-    selection: dict[str, Any] | None, failures: list[Failure], wall_seconds: float,
+    selection: dict[str, Any] | None, failures: list[Failure], wall_seconds: float, validation: dict[int, float] | None = None,
 ) -> dict[str, Any]:
     """A CellResult in the key order runner.ts writes; `failures` only when there were any."""
     cell = facts["cell"]
@@ -119,10 +120,15 @@ def cell_result(
         "scoring": cell["scoring"],
         "config": {**facts["cellConfig"], **({"memorySelection": selection} if selection else {})},
         "clients": [
-            {"id": c, "accuracy": accuracies[c], "testCount": client_facts[c]["testCount"], "classes": list(client_facts[c]["classes"])}
+            {
+                "id": c, "accuracy": accuracies[c], "testCount": client_facts[c]["testCount"],
+                **({"valAccuracy": validation[c]} if validation and c in validation else {}),
+                "classes": list(client_facts[c]["classes"]),
+            }
             for c in sorted(accuracies)
         ],
         "meanAccuracy": m,
+        **({"meanValAccuracy": mean([validation[c] for c in sorted(validation)])} if validation else {}),
         "stdAccuracy": math.sqrt(mean([(a - m) ** 2 for a in values])),
         "rounds": rounds,
         "wallSeconds": wall_seconds,

@@ -30,6 +30,17 @@ def evaluate(
     return participation.receive(grid.send_and_receive(messages, timeout=cohort.timeout)).metrics
 
 
+def val_accuracies(metrics: dict[int, dict[str, Any]]) -> dict[int, float]:
+    """Client → validation accuracy, for the clients that have validation images (the others answer NaN and are left out)."""
+    out = {}
+    for client, m in sorted(metrics.items()):
+        values = m.get("accuracies")
+        value = values[0] if isinstance(values, list) and len(values) == 1 else m.get("accuracy")
+        if isinstance(value, (int, float)) and math.isfinite(value) and 0 <= value <= 1:
+            out[client] = float(value)
+    return out
+
+
 def test_accuracies(metrics: dict[int, dict[str, Any]], participation: Participation, stage: str) -> dict[int, float]:
     """Client → test accuracy; a reply without a usable accuracy is recorded as a failure."""
     out = {}

@@ -62,7 +62,7 @@ def test_finish_and_rounds_and_per_round_accuracy(nodes3):
 def test_no_per_round_evaluation_when_switched_off(nodes3):
     result, grid = run("promptfl", nodes3, rounds=2, evaluation={"eachRound": False})
     assert all("meanAccuracy" not in r for r in result["rounds"])
-    assert sum(m.content["config"]["pfedprompt"] == "evaluate" for m in grid.sent) == 3  # the final test only
+    assert sum(m.content["config"]["pfedprompt"] == "evaluate" for m in grid.sent) == 6  # the final test and validation only
 
 
 def test_local_methods_exchange_nothing(nodes3):

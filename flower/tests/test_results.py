@@ -9,7 +9,7 @@ from fake_node import FakeNode
 from pfedprompt_server.results import RESULTS_FORMAT, record_cell
 
 CELL_KEYS = ["id", "method", "methodLabel", "dataset", "datasetLabel", "backbone", "shots", "seed", "scoring", "config",
-             "clients", "meanAccuracy", "stdAccuracy", "rounds", "wallSeconds"]
+             "clients", "meanAccuracy", "meanValAccuracy", "stdAccuracy", "rounds", "wallSeconds"]
 
 
 def cells_of_a_small_grid():
@@ -25,7 +25,8 @@ def test_cells_have_the_keys_runner_ts_writes_in_its_order(tmp_path):
     for cell in cells_of_a_small_grid():
         assert list(cell) == CELL_KEYS
         assert all(set(r) <= {"round", "meanAccuracy", "trainLoss", "bytesUp", "bytesDown", "seconds"} for r in cell["rounds"])
-        assert all(list(c) == ["id", "accuracy", "testCount", "classes"] for c in cell["clients"])
+        assert all(list(c) == ["id", "accuracy", "testCount", "valAccuracy", "classes"] for c in cell["clients"])
+        assert cell["meanValAccuracy"] == sum(c["valAccuracy"] for c in cell["clients"]) / len(cell["clients"])
         assert cell["stdAccuracy"] >= 0 and 0 <= cell["meanAccuracy"] <= 1
 
 

@@ -9,7 +9,7 @@ import { InvalidArgumentError } from 'commander';
 import { mkdir, readFile } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
-import { WORLD_MODEL_DIR, prepareWorldDataset } from '../experiment/world-experiment.js';
+import { DEFAULT_WORLD, WORLD_MODEL_DIR, WORLD_PRESETS, prepareWorldDataset } from '../experiment/world-experiment.js';
 import { FleetNode, GrpcFleetTransport, HttpFleetTransport, NodeAuthenticationError, NodeKey, fetchTrusting, nodeSha256Hex, type FleetTransport, type FlowerLogger } from '../flower/index.js';
 import { ClientNode } from '../node/client-node.js';
 import { flowerHandler } from '../node/flower-handler.js';
@@ -22,6 +22,7 @@ interface NodeCliOptions {
   insecure?: boolean;
   rootCertificates?: string;
   state: string;
+  world: string;
   key?: string;
   model: string;
   tokenizer?: string;
@@ -62,6 +63,7 @@ export function registerNode(program: Command): void {
     .option('--model <path>', 'CLIP checkpoint: a Hugging Face CLIPModel folder or an OpenAI / open_clip .safetensors file', WORLD_MODEL_DIR)
     .option('--tokenizer <dir>', "tokenizer folder (default: the model's folder)")
     .option('--dataset <spec>', 'CoOp dataset name (with --root), CoOp dataset folder, image folder or world dataset; default: the bundled world, drawn into <state>/data/world')
+    .option('--world <name>', `without --dataset, which bundled world to draw (${Object.keys(WORLD_PRESETS).join(', ')})`, DEFAULT_WORLD)
     .option('--root <dir>', "folder holding CoOp's dataset folders")
     .option('--partition <file>', 'partition file from `pfedprompt partition` (default: the run config\'s partition, drawn as `pfedprompt run` draws it)')
     .option('--cache <dir>', 'feature cache root (default $PFEDPROMPT_CACHE or ~/.cache/pfedprompt/features)')
@@ -74,7 +76,7 @@ export function registerNode(program: Command): void {
       const keyFile = path.resolve(opts.key ?? path.join(state, 'node-key.pem'));
       await mkdir(path.dirname(keyFile), { recursive: true });
       const logger: FlowerLogger = consoleLogger(Boolean(opts.quiet));
-      const dataset = opts.dataset ?? (await prepareWorldDataset(path.join(state, 'data', 'world'), (m) => logger.info(m)));
+      const dataset = opts.dataset ?? (await prepareWorldDataset(path.join(state, 'data', `world-${opts.world}`), (m) => logger.info(m), opts.world));
       const client = new ClientNode({
         model: opts.model,
         tokenizer: opts.tokenizer,

@@ -4,7 +4,7 @@ import path from 'node:path';
 import { applyOverrides, parseConfig, readConfigFile, type ExperimentConfig } from '../experiment/config.js';
 import { runExperiment, type RunEvents } from '../experiment/runner.js';
 import type { RoundRecord } from '../federation/engine.js';
-import { worldExperimentConfig } from '../experiment/world-experiment.js';
+import { DEFAULT_WORLD, worldExperimentConfig } from '../experiment/world-experiment.js';
 import { summaryTable } from '../report/index.js';
 
 interface RunOptions {
@@ -18,7 +18,7 @@ export function registerRun(program: Command): void {
     .option('--config <file>', 'experiment config (YAML or JSON); see configs/paper/ for the published protocol. Without one: the bundled world experiment')
     .argument('[overrides...]', 'any config field as a flag, e.g. --federation.rounds 5 --seeds 1,2 --methods promptfl,pfedprompt')
     .allowUnknownOption()
-    .addHelpText('after', '\nEvery config field is also a flag: --data.shots 2,16 --federation.workers 2 --methodOptions.memory.beta 3 …\nA finished cell is never recomputed: rerun the same command after an interrupt to go on.')
+    .addHelpText('after', '\nWithout --config, --world <name> picks the bundled world (harsh-cameras, the default; classic, the first one).\nEvery config field is also a flag: --data.shots 2,16 --federation.workers 2 --methodOptions.memory.beta 3 …\nA finished cell is never recomputed: rerun the same command after an interrupt to go on.')
     .action(async (overrides: string[], opts: RunOptions) => {
       const config = await resolveConfig(opts.config, flagPairs(overrides), path.join('runs', 'world'));
       const progress = progressEvents(config);
@@ -33,9 +33,14 @@ export function registerRun(program: Command): void {
  * The validated config of a command that runs an experiment: the file's (or, without one, the bundled
  * world experiment's, its dataset drawn into the output folder first) with the flags applied.
  */
-export async function resolveConfig(file: string | undefined, pairs: readonly [string, string][], defaultOutput: string): Promise<ExperimentConfig> {
-  const output = path.resolve(pairs.find(([key]) => key === 'output')?.[1] ?? defaultOutput);
-  const base = file ? await readConfigFile(file) : { ...(await worldExperimentConfig(output, (m) => console.error(m))), output };
+export async function resolveConfig(file: string | undefined, allPairs: readonly [string, string][], defaultOutput: string): Promise<ExperimentConfig> {
+  // --world picks the bundled world of the default experiment; it is not a config field.
+  const world = allPairs.find(([key]) => key === 'world')?.[1];
+  if (world !== undefined && file) throw new Error('--world chooses the bundled world of the default experiment; with --config the config names its datasets');
+  const pairs = allPairs.filter(([key]) => key !== 'world');
+  const worldName = world ?? DEFAULT_WORLD;
+  const output = path.resolve(pairs.find(([key]) => key === 'output')?.[1] ?? (worldName === DEFAULT_WORLD ? defaultOutput : `${defaultOutput}-${worldName}`));
+  const base = file ? await readConfigFile(file) : { ...(await worldExperimentConfig(output, (m) => console.error(m), worldName)), output };
   return parseConfig(applyOverrides(base, pairs), file ?? 'the default experiment with flags');
 }
 

@@ -290,6 +290,7 @@ function cellResult(
   federation: FederationResult, wallSeconds: number, classesOf: (client: number) => readonly number[],
 ): CellResult {
   const accuracies = federation.clients.map((c) => c.accuracy);
+  const validated = federation.clients.map((c) => c.valAccuracy).filter((a) => !Number.isNaN(a));
   const m = mean(accuracies);
   const method = methodOfCell(config, spec.method);
   return {
@@ -303,10 +304,12 @@ function cellResult(
     seed: spec.seed,
     scoring: config.evaluation.scoring,
     config: { ...cellConfig, ...(federation.selection ? { memorySelection: federation.selection } : {}), ...(federation.failures.length > 0 ? { failures: federation.failures } : {}) },
-    clients: federation.clients.map((c) => ({ id: c.id, accuracy: c.accuracy, testCount: c.testCount, classes: [...classesOf(c.id)] })),
+    clients: federation.clients.map((c) => ({
+      id: c.id, accuracy: c.accuracy, testCount: c.testCount, ...(Number.isNaN(c.valAccuracy) ? {} : { valAccuracy: c.valAccuracy }), classes: [...classesOf(c.id)],
+    })),
     meanAccuracy: m,
+    ...(validated.length > 0 ? { meanValAccuracy: mean(validated) } : {}),
     stdAccuracy: Math.sqrt(mean(accuracies.map((a) => (a - m) ** 2))),
-    ...(Number.isFinite(federation.valAccuracy) ? { valAccuracy: federation.valAccuracy } : {}),
     rounds: federation.rounds.map((r) => ({
       round: r.round,
       ...(r.meanAccuracy !== undefined ? { meanAccuracy: r.meanAccuracy } : {}),

@@ -63,12 +63,11 @@ export interface Selection {
 
 export interface FederationResult {
   /** Every client that replied to the final evaluation. */
-  readonly clients: readonly { readonly id: number; readonly accuracy: number; readonly testCount: number }[];
+  /** Each client's final test accuracy, and its validation accuracy under the same prediction (NaN without validation images): what a default is chosen on. */
+  readonly clients: readonly { readonly id: number; readonly accuracy: number; readonly testCount: number; readonly valAccuracy: number }[];
   readonly rounds: readonly RoundRecord[];
   /** What the clients' validation scores chose, for methods with choices to make. */
   readonly selection?: Selection;
-  /** Mean over clients of validation accuracy as the method finally predicts (the chosen candidate's); NaN without validation images. */
-  readonly valAccuracy: number;
   /** Every client left out of any step, rounds included. */
   readonly failures: readonly ClientFailure[];
   /** The server's state after the last round: the shared prompt that a deployment would send its clients. */
@@ -204,16 +203,12 @@ export async function runFederation(
   if (method.choosesOnValidation && options.choices.length > 0) {
     selection = select(options.choices, await evaluateAll('select', options.choices, 'val'));
   }
-  // Validation accuracy of what is tested: the chosen candidate's, or scored once.
-  const valAccuracy = selection
-    ? selection.candidates[options.choices.indexOf(selection.chosen)]?.valAccuracy ?? NaN
-    : mean((await evaluateAll('validate', undefined, 'val')).map((r) => r.accuracies[0]).filter((a) => !Number.isNaN(a)));
   const final = await evaluateAll('evaluate', selection && [selection.chosen]);
+  const validation = new Map((await evaluateAll('validate', selection && [selection.chosen], 'val')).map((r) => [r.client, r.accuracies[0]]));
   return {
-    clients: final.map((r) => ({ id: r.client, accuracy: r.accuracies[0], testCount: r.count })),
+    clients: final.map((r) => ({ id: r.client, accuracy: r.accuracies[0], testCount: r.count, valAccuracy: validation.get(r.client) ?? NaN })),
     rounds,
     selection,
-    valAccuracy,
     failures,
     finalState: server,
   };

@@ -25,6 +25,8 @@ export interface ClientResult {
   /** Accuracy on the client's test images, in [0, 1]. */
   accuracy: number;
   testCount: number;
+  /** Accuracy on the client's validation images under the same prediction (absent without validation images): what defaults are chosen on. */
+  valAccuracy?: number;
   classes: number[];
 }
 
@@ -61,8 +63,8 @@ export interface CellResult {
   meanAccuracy: number;
   /** Population standard deviation over clients. */
   stdAccuracy: number;
-  /** Mean over clients of validation accuracy as the method predicts (with the choice made on it), when clients have validation images. */
-  valAccuracy?: number;
+  /** Mean over clients of their validation accuracy, when clients have validation images. */
+  meanValAccuracy?: number;
   rounds: RoundResult[];
   wallSeconds: number;
 }
@@ -135,11 +137,12 @@ export function validateResults(json: unknown, source: string): ResultsFile {
       clientIds.add(clientId);
       number(client.accuracy, `${cat}.accuracy`, 0, 1);
       integer(client.testCount, `${cat}.testCount`, 0);
+      if (client.valAccuracy !== undefined) number(client.valAccuracy, `${cat}.valAccuracy`, 0, 1);
       list(client.classes, `${cat}.classes`).forEach((cls, j) => integer(cls, `${cat}.classes[${j}]`, 0));
     });
     number(cell.meanAccuracy, `${at}.meanAccuracy`, 0, 1);
     number(cell.stdAccuracy, `${at}.stdAccuracy`, 0);
-    if (cell.valAccuracy !== undefined) number(cell.valAccuracy, `${at}.valAccuracy`, 0, 1);
+    if (cell.meanValAccuracy !== undefined) number(cell.meanValAccuracy, `${at}.meanValAccuracy`, 0, 1);
     list(cell.rounds, `${at}.rounds`).forEach((v, r) => {
       const rat = `${at}.rounds[${r}]`;
       const round = object(v, rat);
