@@ -83,6 +83,28 @@ test('leave-one-out in training: a training image is never its own key (prototyp
   const kept = VisualMemory.build(SHOTS, 3, withOptions({ keys: 'shots', alpha: 1, beta, leaveOneOut: false })).forTraining();
   assertLogits(kept.logits(SHOTS, [1]), [e(-beta), 0, 1 + e(-beta * 0.2)], 'leaveOneOut off');
   assert.throws(() => training.logits(QUERY), /rows must index the training images/);
+  // A whole set scored in training is never kept as the plain memory's: the same set outside training sees every key.
+  assertLogits(protos.logits(SHOTS), [1, 0, e(-beta * (1 - proto2)), e(-beta), 0, e(-beta * (1 - 1.8 / Math.hypot(0.6, 1.8))), e(-beta * 0.4), 0, e(-beta * (1 - (0.36 + 1.44) / Math.hypot(0.6, 1.8)))], 'plain, after training');
+});
+
+test('a client builds its keys once for every α and β it scores, and its cosines on a whole set once', () => {
+  const views = [SHOTS];
+  const runtime = { data: { id: 0, classes: [0, 2], train: views, val: QUERY, test: QUERY }, numClasses: 3 };
+  const store = (m: VisualMemory) => (m as unknown as { store: { cosines: WeakMap<FeatureSet, Float64Array> } }).store;
+  const a = VisualMemory.ofClient(runtime, withOptions({ alpha: 1 }));
+  const b = VisualMemory.ofClient(runtime, withOptions({ alpha: 2, beta: 1 }));
+  assert.equal(store(a), store(b));
+  assert.notEqual(store(a), store(VisualMemory.ofClient(runtime, withOptions({ keys: 'shots' }))));
+  assert.notEqual(store(a), store(VisualMemory.ofClient(runtime, withOptions({ query: 'embedding' }))));
+  assert.notEqual(store(a), store(VisualMemory.ofClient(runtime, withOptions({ keyViews: 1 }))));
+  a.logits(QUERY);
+  assert.ok(store(a).cosines.has(QUERY));
+  assert.ok(!store(a).cosines.has(SHOTS));
+  a.logits(SHOTS, [0]);
+  a.forTraining().logits(SHOTS);
+  assert.ok(!store(a).cosines.has(SHOTS), 'rows or leave-one-out: not kept');
+  // Scored again from the kept cosines: the same logits for the new α, β.
+  assertLogits(b.logits(QUERY), [2, 0, 2 * e(-(1 - 0.6 / Math.hypot(0.6, 1.8)))], 'second choice');
 });
 
 test("Tip-Adapter's keys: every shot's embedding, its raw features averaged over min(views, cached) augmented views, then normalised", () => {
@@ -101,7 +123,12 @@ test("Tip-Adapter's keys: every shot's embedding, its raw features averaged over
   assert.ok(Math.abs(personal.logits(query)[1] - 3 * e(-beta * (1 - 3 / Math.sqrt(10)))) < 1e-6);
   assert.deepEqual(tipAdapterMemory(TIP_ADAPTER_DEFAULTS), { query: 'embedding', keys: 'shots', keyViews: 10, alpha: 1.17, beta: 1, inTraining: false, leaveOneOut: false });
   assert.equal(method.id, 'local-tip-adapter');
+  assert.equal(method.label, 'local Tip-Adapter');
   assert.equal(method.trainsPrompt, false);
+  assert.equal(method.readsTokens, false);
+  assert.match(method.staysOnClient, /visual memory/);
+  assert.match(method.choosesOnValidation ?? '', /α and β/);
+  assert.deepEqual(method.server.uploadSpec(undefined!), {});
 });
 
 test("Tip-Adapter's grid is its search_hp's: steps values from 0.1 to the scale", () => {
