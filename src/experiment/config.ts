@@ -135,7 +135,7 @@ export const ConfigSchema = z.object({
    * the model's exp(logit_scale)/100, so that the memory's weight relative to CLIP's logits is the same for any model.
    */
   memorySearch: z.object({
-    alpha: z.array(z.number().nonnegative()).default([0.5, 1, 2, 5, 10, 20, 50]),
+    alpha: z.array(z.number().nonnegative()).default([0.5, 1, 2, 5, 10, 20, 50, 100]),
     beta: z.array(z.number().nonnegative()).default([1, 3, 5.5, 10]),
     scaleAlpha: z.boolean().default(true),
   }).strict().default({}),
