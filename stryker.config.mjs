@@ -10,7 +10,7 @@ import path from 'node:path';
 
 // The sandbox sits in .stryker-tmp/, so the tests' default `../shared` would miss the fixtures.
 const shared = process.env.PFEDPROMPT_SHARED ?? path.resolve('..', 'shared');
-const tests = ['visual-memory', 'method-behaviour', 'engine', 'prompt', 'methods'].map((name) => `dist/test/${name}.test.js`).join(' ');
+const tests = ['visual-memory', 'method-behaviour', 'engine', 'prompt', 'methods', 'fedotp-transport', 'fedotp', 'pfedmoap', 'pfedmoap-clients'].map((name) => `dist/test/${name}.test.js`).join(' ');
 
 /** @type {import('@stryker-mutator/api/core').PartialStrykerOptions} */
 export default {

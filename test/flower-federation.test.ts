@@ -139,8 +139,8 @@ async function waitFor(check: () => boolean, ms: number, what: string): Promise<
   }
 }
 
-test('parity: PromptFL, pFedPrompt and PromptAMP over Flower (`pfedprompt federate`) give the simulation\'s accuracies and losses', { skip, timeout: 120_000 }, async () => {
-  const methods = ['promptfl', 'pfedprompt', 'promptamp'];
+test('parity: PromptFL, pFedPrompt, PromptAMP, FedOTP and pFedMoAP over Flower (`pfedprompt federate`) give the simulation\'s accuracies and losses', { skip, timeout: 120_000 }, async () => {
+  const methods = ['promptfl', 'pfedprompt', 'promptamp', 'fedotp', 'pfedmoap'];
   const simulated = await runExperiment(experiment('parity-sim', { methods }));
   const federated = await federateLocally(experiment('parity-flower', { methods }));
   for (const method of methods) {

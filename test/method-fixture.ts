@@ -37,7 +37,7 @@ export function useShapesClients(): ShapesClients {
     await writeShapesDataset(path.join(workdir, 'shapes'));
     const dataset = await loadDataset(path.join(workdir, 'shapes'));
     const partition = createPartition(dataset, { scheme: 'pathological', clients: 3, shots: 2, valShots: 2 });
-    holder.clients = await loadClientData(await sharedModel(MODEL), dataset, partition, { views: 2, augmentSeed: 0 });
+    holder.clients = await loadClientData(await sharedModel(MODEL), dataset, partition, { views: 2, augmentSeed: 0, tokens: true });
   });
   after(() => rmSync(workdir, { recursive: true, force: true }));
   return holder;

@@ -19,12 +19,13 @@ LENGTH = 8  # values in a context
 LABELS = {
     "zeroshot": "zero-shot CLIP", "local-coop": "local CoOp", "promptfl": "PromptFL", "promptfl-ft": "PromptFL+FT",
     "promptper": "PromptPer", "promptprox": "PromptProx", "promptamp": "PromptAMP", "pfedprompt": "pFedPrompt",
-    "local-tip-adapter": "local Tip-Adapter",
+    "local-tip-adapter": "local Tip-Adapter", "fedotp": "FedOTP", "pfedmoap": "pFedMoAP",
 }
-COMMUNICATES = {"promptfl", "promptfl-ft", "promptper", "promptprox", "promptamp", "pfedprompt"}
+COMMUNICATES = {"promptfl", "promptfl-ft", "promptper", "promptprox", "promptamp", "pfedprompt", "fedotp", "pfedmoap"}
 MEMORY = {"pfedprompt", "local-tip-adapter"}
 BASE_MEMORY = {"alpha": 1.0, "beta": 5.5}
 AMP = {"alphaK": 0.1, "sigma": 1.0, "lambda": 1.0}
+MOAP = {"experts": 10, "gatingDim": 128, "heads": 8, "lambda": 0.5, "scaling": 10.0, "gatingLr": 0.01}
 # Validation accuracy of each memory choice: choices 1 and 2 tie for best, so the first (1) must win.
 VAL_TABLE = [0.5, 0.8, 0.8, 0.6]
 
@@ -89,7 +90,7 @@ class FakeNode:
                 "dataset": "world", "datasetLabel": "World", "backbone": "tiny", "shots": cell["shots"], "seed": cell["seed"],
                 "scoring": "all-classes",
             },
-            "cellConfig": {"methodOptions": {"weighted": True, "amp": AMP, "memory": {**BASE_MEMORY, "space": "spatial"}},
+            "cellConfig": {"methodOptions": {"weighted": True, "amp": AMP, "moap": MOAP, "memory": {**BASE_MEMORY, "space": "spatial"}},
                            "method": method, "seed": cell["seed"], "shots": cell["shots"]},
             "rounds": rounds,
             "participants": self.participants or [list(range(self.clients)) for _ in range(rounds)],
@@ -107,6 +108,8 @@ class FakeNode:
             arrays = {f"cloud/{i}": init for i in range(self.clients)}
         elif method == "promptper":
             arrays = {"global": init[: LENGTH // 2]}
+        elif method == "pfedmoap":
+            arrays = {"global": init}
         else:
             arrays = {"context": init}
         return RecordDict({

@@ -41,6 +41,17 @@ def test_rounds_ask_only_their_participants():
     assert [c["id"] for c in result["clients"]] == [0, 1, 2]
 
 
+def test_fedotp_averages_its_global_prompt_only(nodes3):
+    result, grid = run("fedotp", nodes3, rounds=2)
+    sent = fit_messages(grid, 2)
+    assert len(sent) == 3
+    for message in sent:
+        arrays = message.content["arrays"]
+        assert list(arrays.keys()) == ["context"]  # the global prompt; the local one is never sent or received
+        np.testing.assert_allclose(arrays["context"].numpy(), expected_average([0, 1, 2], True), rtol=0, atol=1e-7)
+    assert result["rounds"][0]["bytesUp"] == 3 * LENGTH * 4
+
+
 def test_promptper_averages_its_global_rows(nodes3):
     result, grid = run("promptper", nodes3, rounds=2)
     sent = fit_messages(grid, 2)[0].content["arrays"]

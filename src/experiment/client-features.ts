@@ -1,7 +1,8 @@
 // From a dataset and a partition to each client's features: every image the
 // clients hold is encoded once (through the feature cache, so a second run,
 // another method or another seed reads them back), and kept as its embedding
-// and its pooled spatial features. Items are processed in slices so memory
+// and its pooled spatial features (and, when a method of the run reads them,
+// its spatial tokens, computed from the cached map). Items are processed in slices so memory
 // never holds more than a few hundred full spatial maps.
 
 import type { ClipModel } from '../clip/model.js';
@@ -9,7 +10,7 @@ import type { Dataset, ImageItem } from '../data/dataset.js';
 import type { Partition } from '../data/partition.js';
 import type { FeatureCache } from '../features/cache.js';
 import { extractFeatures } from '../features/extract.js';
-import { FeatureSetBuilder, pooledWidth, spatialPooler, type ClientData, type FeatureSet } from '../federation/client-data.js';
+import { FeatureSetBuilder, pooledWidth, spatialPooler, spatialTokenizer, type ClientData, type FeatureSet } from '../federation/client-data.js';
 
 export interface ClientFeatureOptions {
   /** Augmented views per training image (besides the plain one). */
@@ -23,6 +24,8 @@ export interface ClientFeatureOptions {
   readonly onProgress?: (done: number, total: number) => void;
   /** Only these clients (by index): a Flower node loads its own client and no other's images. Default: every client. */
   readonly only?: readonly number[];
+  /** Keep each image's spatial tokens in the joint space too (FeatureSet.tokens), for methods that read them. Default false. */
+  readonly tokens?: boolean;
 }
 
 /** Full spatial maps held at once while pooling. */
@@ -31,10 +34,12 @@ const FEATURES_PER_SLICE = 256;
 interface Pooled {
   readonly embed: Float32Array;
   readonly pooled: Float32Array;
+  readonly tokens?: Float32Array;
 }
 
 export async function loadClientData(model: ClipModel, dataset: Dataset, partition: Partition, options: ClientFeatureOptions): Promise<ClientData[]> {
   const pool = spatialPooler(model.weights);
+  const tokenizer = options.tokens ? spatialTokenizer(model.weights) : undefined;
   const E = model.config.embedDim;
   const ids = options.only ?? partition.clients.map((_, id) => id);
   for (const id of ids) if (!partition.clients[id]) throw new Error(`no client ${id}: the partition has ${partition.clients.length} clients (0 … ${partition.clients.length - 1})`);
@@ -55,7 +60,7 @@ export async function loadClientData(model: ClipModel, dataset: Dataset, partiti
       });
       for (const f of result.features) {
         const pooled = pool(f.spatial!, f.spatialShape);
-        features.set(`${f.item.path}#${f.view}`, { embed: f.embed, pooled });
+        features.set(`${f.item.path}#${f.view}`, { embed: f.embed, pooled, tokens: tokenizer?.tokens(f.spatial!, f.spatialShape) });
       }
       done += result.requested;
       options.onProgress?.(done, total);
@@ -65,11 +70,11 @@ export async function loadClientData(model: ClipModel, dataset: Dataset, partiti
   await encode(evalItems, 0);
 
   const set = (items: readonly ImageItem[], view: number): FeatureSet => {
-    const builder = new FeatureSetBuilder(E, D);
+    const builder = new FeatureSetBuilder(E, D, tokenizer?.tokenCount);
     for (const item of items) {
       const f = features.get(`${item.path}#${view}`);
       if (!f) throw new Error(`no features for ${item.relativePath} (view ${view})`);
-      builder.add(f.embed, f.pooled, item.label);
+      builder.add(f.embed, f.pooled, item.label, f.tokens);
     }
     return builder.build();
   };

@@ -9,6 +9,7 @@ import path from 'node:path';
 import YAML from 'yaml';
 import { z } from 'zod';
 import { SCORINGS, type Scoring } from '../federation/evaluation.js';
+import { FEDOTP_DEFAULTS } from '../methods/fedotp.js';
 import { METHOD_IDS, type MethodId, type MethodOptions } from '../methods/index.js';
 import { TIP_ADAPTER_DEFAULTS } from '../methods/local-tip-adapter.js';
 import { MEMORY_QUERIES } from '../methods/visual-memory.js';
@@ -57,6 +58,20 @@ const MethodOptionsSchema = z.object({
   amp: z.object({ alphaK: positive.default(0.1), sigma: positive.default(1), lambda: z.number().nonnegative().default(1) }).strict().default({}),
   memory: MemorySchema.default({}),
   tipAdapter: TipAdapterSchema.default({}),
+  /** FedOTP's optimal transport; defaults from its scripts/fedotp_few_shot.sh (src/methods/fedotp.ts). */
+  fedotp: z.object({
+    transport: z.enum(['cot', 'sinkhorn']).default(FEDOTP_DEFAULTS.transport),
+    eps: positive.default(FEDOTP_DEFAULTS.eps),
+    thresh: z.number().nonnegative().default(FEDOTP_DEFAULTS.thresh),
+    maxIter: positiveInt.default(FEDOTP_DEFAULTS.maxIter),
+    topPercent: positive.max(1).default(FEDOTP_DEFAULTS.topPercent),
+    evalBatchSize: positiveInt.default(FEDOTP_DEFAULTS.evalBatchSize),
+  }).strict().default({}),
+  /** pFedMoAP (src/methods/pfedmoap.ts): experts counts the client's own. */
+  moap: z.object({
+    experts: positiveInt.default(10), gatingDim: positiveInt.default(128), heads: positiveInt.default(8),
+    lambda: z.number().nonnegative().default(0.5), scaling: positive.default(10), gatingLr: positive.default(0.01),
+  }).strict().default({}),
 }).strict();
 
 /**

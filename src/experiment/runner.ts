@@ -22,7 +22,7 @@ import { loadDataset } from '../data/load-dataset.js';
 import { writePartition, type Partition } from '../data/partition.js';
 import { createPartition, type PartitionRequest } from '../data/partitioners/index.js';
 import { FeatureCache } from '../features/cache.js';
-import type { ClientData } from '../federation/client-data.js';
+import type { ClientData, FeatureSet } from '../federation/client-data.js';
 import { WorkerPool, createExecutor, sharedModel, sharedTokenizer, type ClientHostSetup } from '../federation/client-executor.js';
 import { mean, runFederation, type FederationOptions, type FederationResult, type RoundRecord } from '../federation/engine.js';
 import type { ClientSettings } from '../federation/client.js';
@@ -141,7 +141,7 @@ async function runGrid(config: ExperimentConfig, events: RunEvents, context: Gri
             continue;
           }
           clients ??= await loadClientData(model, dataset, partition, {
-            views: config.data.views, augmentSeed: config.data.augmentSeed, cache, onWarning: events.log,
+            views: config.data.views, augmentSeed: config.data.augmentSeed, cache, onWarning: events.log, tokens: readsTokens(config),
             onProgress: (done, total) => events.onFeatures?.(`${dataset.name} ${shots}-shot features`, done, total),
           });
           const started = performance.now();
@@ -201,6 +201,7 @@ async function runCell(
   pool: WorkerPool | undefined, onRound: (record: RoundRecord) => void, log?: (message: string) => void,
 ): Promise<FederationResult> {
   const { method, prompt, federation, settings } = await prepareCell(config, spec, model, tokenizerDir, dataset.classnames, clients.length);
+  if (!method.readsTokens) clients = clients.map(withoutTokens); // not copied to workers that never read them
   const setup: ClientHostSetup<MethodSpec> = {
     modelPath: config.model,
     tokenizerDir,
@@ -217,6 +218,16 @@ async function runCell(
   } finally {
     await executor.close();
   }
+}
+
+/** Whether any method of the run reads spatial tokens, so that the clients' features must carry them. */
+export function readsTokens(config: ExperimentConfig): boolean {
+  return config.methods.some((name) => methodOfCell(config, name).readsTokens === true);
+}
+
+function withoutTokens(data: ClientData): ClientData {
+  const strip = ({ tokens: _tokens, tokenCount: _count, ...set }: FeatureSet): FeatureSet => set;
+  return { ...data, train: data.train.map(strip), val: strip(data.val), test: strip(data.test) };
 }
 
 /** The method a cell runs (a variant under its own id and label). */

@@ -110,7 +110,7 @@ export async function worldExperimentConfig(outputDir: string, log?: (message: s
       partition: { scheme: 'pathological', clients: CLIENTS },
       views: 4,
     },
-    methods: ['zeroshot', 'local-coop', 'promptfl', 'promptfl-ft', 'promptper', 'promptprox', 'promptamp', 'pfedprompt', 'local-tip-adapter'],
+    methods: ['zeroshot', 'local-coop', 'promptfl', 'promptfl-ft', 'promptper', 'promptprox', 'promptamp', 'pfedprompt', 'local-tip-adapter', 'fedotp', 'pfedmoap'],
     seeds: [1, 2, 3],
     federation: { rounds: 10, localEpochs: 5, batchSize: 32 },
     prompt: { contextLength: 16 },

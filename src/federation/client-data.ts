@@ -22,9 +22,10 @@ export interface FeatureSet {
   /**
    * Spatial tokens in the joint embedding space, when the run asked for them
    * (FedOTP's image side, the memory's per-token query): [n, tokens, E]
-   * (ViT: each patch token through ln_post and the projection; ResNet: each
-   * position through the attention pool's value and output projections).
-   * Not normalised. Absent when no method of the run reads them.
+   * (ViT: each patch token through ln_post and the projection; ResNet: the
+   * attention pool's output with each position as the query, as FedOTP's
+   * code takes them — see spatialTokenizer). Not normalised. Absent when no
+   * method of the run reads them.
    */
   readonly tokens?: Float32Array;
   /** Tokens per image (ViT: patches; ResNet: h·w), when `tokens` is present. */
@@ -45,13 +46,22 @@ export interface ClientData {
 export class FeatureSetBuilder {
   private readonly embeds: number[][] = [];
   private readonly pooled: number[][] = [];
+  private readonly tokens: Float32Array[] = [];
   private readonly labels: number[] = [];
 
-  constructor(readonly embedDim: number, readonly pooledDim: number) {}
+  /** `tokenCount`: spatial tokens per row, when the set carries them (each row then adds [tokenCount, embedDim]). */
+  constructor(readonly embedDim: number, readonly pooledDim: number, readonly tokenCount?: number) {}
 
-  add(embed: Float32Array, pooled: Float32Array, label: number): void {
+  add(embed: Float32Array, pooled: Float32Array, label: number, tokens?: Float32Array): void {
     if (embed.length !== this.embedDim || pooled.length !== this.pooledDim) {
       throw new Error(`feature rows must be ${this.embedDim} + ${this.pooledDim} wide, got ${embed.length} + ${pooled.length}`);
+    }
+    if (this.tokenCount !== undefined) {
+      const wanted = this.tokenCount * this.embedDim;
+      if (tokens?.length !== wanted) throw new Error(`spatial tokens must be ${this.tokenCount}×${this.embedDim} values, got ${tokens?.length ?? 'none'}`);
+      this.tokens.push(tokens);
+    } else if (tokens) {
+      throw new Error('spatial tokens given to a feature set built without them');
     }
     this.embeds.push(Array.from(embed));
     this.pooled.push(Array.from(pooled));
@@ -59,7 +69,7 @@ export class FeatureSetBuilder {
   }
 
   build(): FeatureSet {
-    return {
+    const set: FeatureSet = {
       count: this.labels.length,
       embedDim: this.embedDim,
       pooledDim: this.pooledDim,
@@ -67,6 +77,10 @@ export class FeatureSetBuilder {
       pooled: Float32Array.from(this.pooled.flat()),
       labels: Int32Array.from(this.labels),
     };
+    if (this.tokenCount === undefined) return set;
+    const tokens = new Float32Array(this.tokens.length * this.tokenCount * this.embedDim);
+    this.tokens.forEach((t, i) => tokens.set(t, i * t.length));
+    return { ...set, tokens, tokenCount: this.tokenCount };
   }
 }
 
@@ -115,19 +129,143 @@ export function spatialPooler(weights: ClipWeights): (spatial: Float32Array, sha
   };
 }
 
-/** Rows `indices` of a feature set, in that order. */
-export function selectRows(set: FeatureSet, indices: ArrayLike<number>): { embeds: HostTensor; pooled: HostTensor; labels: Int32Array } {
+/** Rows `indices` of a feature set, in that order (and their spatial tokens [n, T, E], when the set has them). */
+export function selectRows(set: FeatureSet, indices: ArrayLike<number>): { embeds: HostTensor; pooled: HostTensor; labels: Int32Array; tokens?: HostTensor } {
   const n = indices.length;
   const embeds = new Float32Array(n * set.embedDim);
   const pooled = new Float32Array(n * set.pooledDim);
   const labels = new Int32Array(n);
+  const perImage = set.tokens && set.tokenCount !== undefined ? set.tokenCount * set.embedDim : 0;
+  const tokens = perImage > 0 ? new Float32Array(n * perImage) : undefined;
   for (let i = 0; i < n; i++) {
     const r = indices[i];
     embeds.set(set.embeds.subarray(r * set.embedDim, (r + 1) * set.embedDim), i * set.embedDim);
     pooled.set(set.pooled.subarray(r * set.pooledDim, (r + 1) * set.pooledDim), i * set.pooledDim);
+    tokens?.set(set.tokens!.subarray(r * perImage, (r + 1) * perImage), i * perImage);
     labels[i] = set.labels[r];
   }
-  return { embeds: { shape: [n, set.embedDim], data: embeds }, pooled: { shape: [n, set.pooledDim], data: pooled }, labels };
+  return {
+    embeds: { shape: [n, set.embedDim], data: embeds },
+    pooled: { shape: [n, set.pooledDim], data: pooled },
+    labels,
+    ...(tokens ? { tokens: { shape: [n, set.tokenCount!, set.embedDim], data: tokens } } : {}),
+  };
+}
+
+/**
+ * How one item's spatial features become its spatial tokens in the joint
+ * embedding space [T, E], as FedOTP's image encoder returns them
+ * (HongxiaLee/FedOTP, clip/model.py). ViT (ModifiedVisionTransformer): every
+ * token through ln_post and @ proj, the class token left out (GLP_OT.py takes
+ * `image_features[1:]`). ResNet (ModifiedResNet_GLP_OT): the attention pool
+ * run with every position as a query — the mean token and the positions,
+ * plus the positional embedding, are keys and values for each — through
+ * c_proj, the mean token's own output (CLIP's image embedding) left out.
+ */
+export function spatialTokenizer(weights: ClipWeights): { readonly tokenCount: number; tokens(spatial: Float32Array, shape: readonly number[]): Float32Array } {
+  const { vision, layerNormEps, embedDim: E } = weights.config;
+  if (vision.kind === 'vit') {
+    const W = vision.width;
+    const gamma = tensor(weights, 'visual.ln_post.weight', [W]).data;
+    const beta = tensor(weights, 'visual.ln_post.bias', [W]).data;
+    const proj = tensor(weights, 'visual.proj', [W, E]).data;
+    const grid = vision.imageSize / vision.patchSize;
+    return {
+      tokenCount: grid * grid,
+      tokens(spatial, [count, width]) {
+        if (width !== W || count !== grid * grid + 1) throw new Error(`ViT spatial features must be [${grid * grid + 1}, ${W}], got [${count}, ${width}]`);
+        const out = new Float32Array((count - 1) * E);
+        const normed = new Float32Array(W);
+        for (let t = 1; t < count; t++) {
+          const row = spatial.subarray(t * W, (t + 1) * W);
+          let mean = 0;
+          for (let k = 0; k < W; k++) mean += row[k];
+          mean /= W;
+          let variance = 0;
+          for (let k = 0; k < W; k++) variance += (row[k] - mean) ** 2;
+          const inv = 1 / Math.sqrt(variance / W + layerNormEps);
+          for (let k = 0; k < W; k++) normed[k] = (row[k] - mean) * inv * gamma[k] + beta[k];
+          const o = (t - 1) * E;
+          for (let k = 0; k < W; k++) {
+            const x = normed[k];
+            const p = k * E;
+            for (let e = 0; e < E; e++) out[o + e] += x * proj[p + e];
+          }
+        }
+        return out;
+      },
+    };
+  }
+  const C = vision.width * 32;
+  const size = vision.imageSize / 32;
+  const area = size * size;
+  const L = area + 1;
+  const heads = vision.heads;
+  const d = C / heads;
+  const positional = tensor(weights, 'visual.attnpool.positional_embedding', [L, C]).data;
+  const linear = (name: string, out: number): { w: Float32Array; b: Float32Array } =>
+    ({ w: tensor(weights, `visual.attnpool.${name}.weight`, [out, C]).data, b: tensor(weights, `visual.attnpool.${name}.bias`, [out]).data });
+  const qProj = linear('q_proj', C);
+  const kProj = linear('k_proj', C);
+  const vProj = linear('v_proj', C);
+  const cProj = linear('c_proj', E);
+  /** rows [n, C] @ W^T + b, W [out, C]. */
+  const apply = ({ w, b }: { w: Float32Array; b: Float32Array }, rows: Float32Array, n: number, out: number): Float32Array => {
+    const y = new Float32Array(n * out);
+    for (let i = 0; i < n; i++) {
+      const x = rows.subarray(i * C, (i + 1) * C);
+      for (let o = 0; o < out; o++) {
+        const wr = w.subarray(o * C, (o + 1) * C);
+        let sum = b[o];
+        for (let k = 0; k < C; k++) sum += x[k] * wr[k];
+        y[i * out + o] = sum;
+      }
+    }
+    return y;
+  };
+  return {
+    tokenCount: area,
+    tokens(spatial, [channels, h, w]) {
+      if (channels !== C || h !== size || w !== size) throw new Error(`ResNet spatial features must be [${C}, ${size}, ${size}], got [${channels}, ${h}, ${w}]`);
+      // The sequence [mean, position 1 … HW] + positional embedding, [L, C].
+      const seq = new Float32Array(L * C);
+      for (let c = 0; c < C; c++) {
+        let sum = 0;
+        for (let i = 0; i < area; i++) {
+          const x = spatial[c * area + i];
+          seq[(1 + i) * C + c] = x;
+          sum += x;
+        }
+        seq[c] = sum / area;
+      }
+      for (let i = 0; i < L * C; i++) seq[i] += positional[i];
+      const q = apply(qProj, seq.subarray(C), area, C);
+      const k = apply(kProj, seq, L, C);
+      const v = apply(vProj, seq, L, C);
+      const attended = new Float32Array(area * C);
+      const scores = new Float64Array(L);
+      const scale = 1 / Math.sqrt(d);
+      for (let i = 0; i < area; i++) {
+        for (let hd = 0; hd < heads; hd++) {
+          const off = hd * d;
+          let max = -Infinity;
+          for (let j = 0; j < L; j++) {
+            let s = 0;
+            for (let e = 0; e < d; e++) s += q[i * C + off + e] * k[j * C + off + e];
+            scores[j] = s * scale;
+            if (scores[j] > max) max = scores[j];
+          }
+          let total = 0;
+          for (let j = 0; j < L; j++) total += (scores[j] = Math.exp(scores[j] - max));
+          for (let j = 0; j < L; j++) {
+            const a = scores[j] / total;
+            for (let e = 0; e < d; e++) attended[i * C + off + e] += a * v[j * C + off + e];
+          }
+        }
+      }
+      return apply(cProj, attended, area, E);
+    },
+  };
 }
 
 export function emptyFeatureSet(embedDim: number, pooledDim: number): FeatureSet {

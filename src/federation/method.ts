@@ -115,10 +115,10 @@ export interface Method {
   readonly prompt?: Partial<PromptOptions>;
   /** Whether clients train at all (zero-shot CLIP and Tip-Adapter do not). */
   readonly trainsPrompt: boolean;
+  /** Whether the client reads each image's spatial tokens (FeatureSet.tokens, FedOTP); only then are they computed and sent to it. */
+  readonly readsTokens?: boolean;
   /** What the clients' validation scores choose, when the method has choices to make (pFedPrompt: the memory's α and β). */
   readonly choosesOnValidation?: string;
-  /** Whether the client half reads the images' spatial tokens (FeatureSet.tokens): the run extracts them only then. */
-  readonly readsTokens?: boolean;
   readonly server: MethodServer;
   readonly client: MethodClient;
 }

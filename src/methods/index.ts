@@ -2,8 +2,10 @@
 // paper's table: baselines first, pFedPrompt last.
 
 import type { Method } from '../federation/method.js';
+import { fedOtp, FEDOTP_DEFAULTS, type FedOtpOptions } from './fedotp.js';
 import { localCoop } from './local-coop.js';
 import { localTipAdapter, memoryOnly, TIP_ADAPTER_DEFAULTS, type TipAdapterOptions } from './local-tip-adapter.js';
+import { pFedMoAp, PFEDMOAP_DEFAULTS, type PFedMoApOptions } from './pfedmoap.js';
 import { pFedPrompt, PFEDPROMPT_DEFAULTS } from './pfedprompt.js';
 import { promptAmp, PROMPTAMP_DEFAULTS, type PromptAmpOptions } from './promptamp.js';
 import { promptFl } from './promptfl.js';
@@ -14,7 +16,7 @@ import type { MemoryOptions } from './visual-memory.js';
 import { zeroShot } from './zero-shot.js';
 
 export const METHOD_IDS = [
-  'zeroshot', 'local-coop', 'promptfl', 'promptfl-ft', 'promptper', 'promptprox', 'promptamp', 'pfedprompt', 'local-tip-adapter', 'memory-only',
+  'zeroshot', 'local-coop', 'promptfl', 'promptfl-ft', 'promptper', 'promptprox', 'promptamp', 'pfedprompt', 'local-tip-adapter', 'memory-only', 'fedotp', 'pfedmoap',
 ] as const;
 export type MethodId = (typeof METHOD_IDS)[number];
 
@@ -33,6 +35,10 @@ export interface MethodOptions {
   readonly memory: MemoryOptions;
   /** Local Tip-Adapter's options and grid. */
   readonly tipAdapter: TipAdapterOptions;
+  /** FedOTP's transport (its `weighted` is the one above). */
+  readonly fedotp?: Omit<FedOtpOptions, 'weighted'>;
+  /** pFedMoAP's experts and gating network (its `weighted` is the run's). */
+  readonly moap?: Omit<PFedMoApOptions, 'weighted'>;
 }
 
 export const DEFAULT_METHOD_OPTIONS: MethodOptions = {
@@ -41,6 +47,7 @@ export const DEFAULT_METHOD_OPTIONS: MethodOptions = {
   amp: PROMPTAMP_DEFAULTS,
   memory: PFEDPROMPT_DEFAULTS.memory,
   tipAdapter: TIP_ADAPTER_DEFAULTS,
+  fedotp: (({ weighted: _weighted, ...transport }) => transport)(FEDOTP_DEFAULTS),
 };
 
 export function createMethod(id: MethodId, options: MethodOptions = DEFAULT_METHOD_OPTIONS): Method {
@@ -56,6 +63,8 @@ export function createMethod(id: MethodId, options: MethodOptions = DEFAULT_METH
     case 'pfedprompt': return pFedPrompt({ weighted, memory: options.memory });
     case 'local-tip-adapter': return localTipAdapter(options.tipAdapter);
     case 'memory-only': return memoryOnly(options.memory);
+    case 'fedotp': return fedOtp({ ...FEDOTP_DEFAULTS, ...options.fedotp, weighted });
+    case 'pfedmoap': return pFedMoAp({ ...PFEDMOAP_DEFAULTS, ...options.moap, weighted });
   }
   const never: never = id;
   throw new Error(`unknown method "${never as string}" (known: ${METHOD_IDS.join(', ')})`);

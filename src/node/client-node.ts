@@ -15,7 +15,7 @@ import { readPartition, type Partition } from '../data/partition.js';
 import { createPartition } from '../data/partitioners/index.js';
 import { loadClientData } from '../experiment/client-features.js';
 import { parseConfig, type ExperimentConfig } from '../experiment/config.js';
-import { backboneOf, cellConfigOf, cellFileName, cellSpecOf, datasetIdOf, memoryChoices, partitionRequest, prepareCell, type CellSpec, type PreparedCell } from '../experiment/runner.js';
+import { backboneOf, cellConfigOf, cellFileName, cellSpecOf, datasetIdOf, memoryChoices, methodOfCell, partitionRequest, prepareCell, type CellSpec, type PreparedCell } from '../experiment/runner.js';
 import { FeatureCache } from '../features/cache.js';
 import type { ClientData } from '../federation/client-data.js';
 import { sharedModel, sharedTokenizer, textFeatureCache } from '../federation/client-executor.js';
@@ -223,6 +223,7 @@ export class ClientNode {
     const cache = await FeatureCache.open(model.weights, { root: options.cache ?? config.cache, onWarning: options.log });
     const [data] = await loadClientData(model, dataset, partition, {
       views: config.data.views, augmentSeed: config.data.augmentSeed, cache, onWarning: options.log, only: [options.data.client],
+      tokens: methodOfCell(config, methodId).readsTokens === true,
     });
     const spec = cellSpecOf(datasetIdOf(options.data.dataset), backboneOf(config), shots, methodId, seed);
     const prepared = await prepareCell(config, spec, model, tokenizerDir, dataset.classnames, partition.clients.length);

@@ -5,12 +5,13 @@ from __future__ import annotations
 from ..exchange import Participation
 from .fedavg import PromptFedAvg
 from .local import LocalOnly
+from .pfedmoap import PFedMoAp
 from .promptamp import PromptAmp
 
-FEDAVG_METHODS = ("promptfl", "promptfl-ft", "promptper", "promptprox", "pfedprompt")
+FEDAVG_METHODS = ("promptfl", "promptfl-ft", "promptper", "promptprox", "pfedprompt", "fedotp")
 
 
-def strategy_for(participation: Participation) -> PromptFedAvg | PromptAmp | LocalOnly:
+def strategy_for(participation: Participation) -> PromptFedAvg | PromptAmp | PFedMoAp | LocalOnly:
     facts = participation.cohort.facts
     method = facts["cell"]["method"]
     if not facts["communicates"]:
@@ -18,9 +19,12 @@ def strategy_for(participation: Participation) -> PromptFedAvg | PromptAmp | Loc
     if method == "promptamp":
         amp = facts["cellConfig"]["methodOptions"]["amp"]
         return PromptAmp(participation, alpha_k=float(amp["alphaK"]), sigma=float(amp["sigma"]))
+    if method == "pfedmoap":
+        moap = facts["cellConfig"]["methodOptions"]["moap"]
+        return PFedMoAp(participation, experts=int(moap["experts"]), weighted=bool(facts["weighted"]))
     if method in FEDAVG_METHODS:
         return PromptFedAvg(participation, weighted=bool(facts["weighted"]))
     raise ValueError(f'no server strategy for method "{method}"')
 
 
-__all__ = ["FEDAVG_METHODS", "LocalOnly", "PromptAmp", "PromptFedAvg", "strategy_for"]
+__all__ = ["FEDAVG_METHODS", "LocalOnly", "PFedMoAp", "PromptAmp", "PromptFedAvg", "strategy_for"]

@@ -1,4 +1,5 @@
-"""PromptFL, PromptFL+FT, PromptPer, PromptProx and pFedPrompt: Flower's FedAvg of the uploaded arrays.
+"""PromptFL, PromptFL+FT, PromptPer, PromptProx, pFedPrompt and FedOTP: Flower's FedAvg of the uploaded arrays
+(FedOTP uploads its global prompt as `context`; its local prompt never leaves the node).
 
 FedAvg is used as it is for aggregation (weighted by `num-examples`); this
 subclass changes only who is asked (the cell's participants of the round, by
