@@ -11,7 +11,7 @@ import type { FeatureSet } from '../src/federation/client-data.js';
 import type { ClientRuntime, PersonalLogits } from '../src/federation/method.js';
 import { createMethod, DEFAULT_METHOD_OPTIONS } from '../src/methods/index.js';
 import { localTipAdapter, memoryOnly, TIP_ADAPTER_DEFAULTS, tipAdapterGrid, tipAdapterMemory } from '../src/methods/local-tip-adapter.js';
-import { pFedPrompt } from '../src/methods/pfedprompt.js';
+import { pFedPrompt, PFEDPROMPT_DEFAULTS } from '../src/methods/pfedprompt.js';
 import { DEFAULT_MEMORY, memoryReadsTokens, VisualMemory, type MemoryOptions } from '../src/methods/visual-memory.js';
 import { noTraining } from './method-fixture.js';
 
@@ -190,8 +190,20 @@ test("pFedPrompt trains with the leave-one-out memory and predicts with the whol
     train: async (start: Float32Array, options: { personal?: PersonalLogits } = {}) => ((seen = options.personal), { context: start, meanLoss: 0, steps: 0 }),
   } as ClientRuntime;
   const download = { context: new Float32Array(2) };
-  await pFedPrompt({ weighted: true, memory }).client.fit(runtime, download, undefined);
+  const fitted = await pFedPrompt({ weighted: true, memory }).client.fit(runtime, download, undefined);
   assertLogits(seen!.logits(SHOTS, [1]), [e(-beta), 0, e(-beta * 0.2)], 'training memory');
+  assert.deepEqual(fitted, { upload: { context: download.context }, personal: {}, loss: 0, steps: 0 }, 'uploads the trained context, keeps nothing personal');
+  const method = pFedPrompt();
+  assert.deepEqual([method.id, method.label], ['pfedprompt', 'pFedPrompt']);
+  assert.match(method.trains, /shared/);
+  assert.match(method.staysOnClient, /visual memory/);
+  assert.match(method.choosesOnValidation ?? '', /α and β/);
+  assert.deepEqual(PFEDPROMPT_DEFAULTS, { weighted: true, memory: DEFAULT_MEMORY });
+  // FedAvg weighted by samples, or not, as asked.
+  const uploads = [{ client: 0, samples: 1, tensors: { context: Float32Array.of(0, 4) } }, { client: 1, samples: 3, tensors: { context: Float32Array.of(4, 0) } }];
+  const setup = { contextSize: 2 } as ClientRuntime['setup'];
+  assert.deepEqual(method.server.aggregate({}, uploads, setup).context, Float32Array.of(3, 1));
+  assert.deepEqual(pFedPrompt({ weighted: false, memory }).server.aggregate({}, uploads, setup).context, Float32Array.of(2, 2));
   seen = undefined;
   await pFedPrompt({ weighted: true, memory: { ...memory, inTraining: false } }).client.fit(runtime, download, undefined);
   assert.equal(seen, undefined);
