@@ -115,6 +115,8 @@ test("Tip-Adapter's keys: every shot's embedding, its raw features averaged over
   const logit = (keyViews: number) => VisualMemory.build(views, 2, withOptions({ query: 'embedding', keys: 'shots', alpha: 1, beta, keyViews })).logits(query)[1];
   assert.ok(Math.abs(logit(2) - e(-beta * (1 - 3 / Math.sqrt(10)))) < 1e-6, `two views: ${logit(2)}`); // mean (1.5, 0.5), not the mean of unit vectors
   assert.ok(Math.abs(logit(0) - e(-beta)) < 1e-6, 'no views: the plain image');
+  const onlyPlain = VisualMemory.build([views[0]], 2, withOptions({ query: 'embedding', keys: 'shots', alpha: 1, beta, keyViews: 10 })).logits(query)[1];
+  assert.ok(Math.abs(onlyPlain - e(-beta)) < 1e-6, `views asked, none cached: the plain image (${onlyPlain})`);
   assert.ok(Math.abs(logit(10) - e(-beta * (1 - 3 / Math.hypot(3, 51)))) < 1e-6, 'ten asked, three cached: all three');
   // The method builds its memory so, with its own α and β from the choice.
   const runtime = { setup: undefined!, data: { id: 0, classes: [1], train: views, val: query, test: query }, numClasses: 2, round: 1, ...noTraining } as ClientRuntime;
