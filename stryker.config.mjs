@@ -4,20 +4,36 @@
 // the switch set in the environment. So the sandbox is compiled once (the
 // first run) and each mutant only reruns the compiled tests that exercise
 // methods, the federation and the prompt. A subset: add
-// `-- --mutate 'src/methods/**/*.ts'` (a full run takes hours on 2 cores).
+// `-- --mutate 'src/methods/promptamp.ts'` (a full run takes hours on 2 cores).
 
 import path from 'node:path';
 
 // The sandbox sits in .stryker-tmp/, so the tests' default `../shared` would miss the fixtures.
 const shared = process.env.PFEDPROMPT_SHARED ?? path.resolve('..', 'shared');
-const tests = ['visual-memory', 'method-behaviour', 'engine', 'prompt', 'methods', 'fedotp-transport', 'fedotp', 'pfedmoap', 'pfedmoap-clients'].map((name) => `dist/test/${name}.test.js`).join(' ');
+// Most mutants die in a fast test, so the suites run one after another and the
+// first failing one ends the run: the model-free ones first (each method's
+// halves on a fake runtime, FedOTP's transport, pFedMoAP's parts), the
+// end-to-end run of every method (half the time) last. Node 20 runs a test whose
+// name or whose parent's matches the pattern, so the exclusion must not match
+// the root ('<root>').
+const endToEnd = 'every method runs end to end';
+const node = `PFEDPROMPT_SHARED='${shared}' node --test --test-concurrency=1 --test-reporter=dot`;
+const stages = [
+  ...['visual-memory', 'method-contracts', 'fedotp-transport', 'pfedmoap'].map((name) => `${node} dist/test/${name}.test.js`),
+  `${node} --test-name-pattern='^(?!${endToEnd}|<root>$)' dist/test/methods.test.js`,
+  ...['method-behaviour', 'engine', 'prompt', 'fedotp', 'pfedmoap-clients', 'protocol'].map((name) => `${node} dist/test/${name}.test.js`),
+  `${node} --test-name-pattern='^${endToEnd}' dist/test/methods.test.js`,
+];
 
 /** @type {import('@stryker-mutator/api/core').PartialStrykerOptions} */
 export default {
   testRunner: 'command',
   commandRunner: {
-    command: `{ [ -d dist ] || npx tsc -p . ; } && PFEDPROMPT_SHARED='${shared}' node --test --test-concurrency=1 --test-reporter=dot ${tests}`,
+    command: `{ [ -d dist ] || npx tsc -p . ; } && ${stages.join(' && ')}`,
   },
+  // Methods' descriptions of themselves (`trains`, `uploads`, `staysOnClient`) are read by no code: not mutated.
+  plugins: ['@stryker-mutator/*', './scripts/stryker-method-documentation.mjs'],
+  ignorers: ['method-documentation'],
   mutate: ['src/methods/**/*.ts', 'src/federation/**/*.ts', 'src/prompt/**/*.ts'],
   // A stale dist/ copied into the sandbox would be tested instead of the mutated sources.
   ignorePatterns: ['dist', 'runs', 'scratch', '.venv', 'flower/build', 'reports'],

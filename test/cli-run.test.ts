@@ -32,11 +32,12 @@ before(async () => {
     '  shots: [2]',
     '  partition: { scheme: pathological, clients: 3 }',
     '  views: 1',
-    'methods: [zeroshot, promptfl, pfedprompt]',
+    'methods: [zeroshot, promptfl, pfedprompt, promptfl-ft]',
     'seeds: [1, 2]',
     'federation: { rounds: 2, localEpochs: 1, batchSize: 8 }',
     'prompt: { contextLength: 4 }',
     'memorySearch: { alpha: [1, 2], beta: [5.5] }',
+    'methodOptions: { fineTunes: [{ shape: constant, lrScale: 0.1 }, { shape: continued, epochs: 2 }] }',
   ].join('\n'));
 });
 after(() => rmSync(workdir, { recursive: true, force: true }));
@@ -55,11 +56,11 @@ test('run: a config and flags give results.json, CSV, Markdown, HTML and charts;
   assert.equal(config.federation.rounds, 2);
 
   const cells = readdirSync(path.join(out, 'cells'));
-  assert.equal(cells.length, 3 * 2);
+  assert.equal(cells.length, 4 * 2);
   const stamps = cells.map((c) => statSync(path.join(out, 'cells', c)).mtimeMs);
   const second = pfedprompt('run', '--config', 'small.yaml', '--optimizer.lr', '0.01', '--output', 'out');
   assert.equal(second.status, 0, second.stderr);
-  assert.equal((second.stderr.match(/done earlier/g) ?? []).length, 6);
+  assert.equal((second.stderr.match(/done earlier/g) ?? []).length, 8);
   assert.deepEqual(cells.map((c) => statSync(path.join(out, 'cells', c)).mtimeMs), stamps);
   // The same numbers come back.
   assert.equal(readFileSync(path.join(out, 'results.csv'), 'utf8').split('\n').length > 6, true);
@@ -67,7 +68,7 @@ test('run: a config and flags give results.json, CSV, Markdown, HTML and charts;
 
 test('run: every number is traceable to its config and code version', async () => {
   const results = await readResults(path.join(workdir, 'out', 'results.json'));
-  assert.equal(results.cells.length, 6);
+  assert.equal(results.cells.length, 8);
   for (const cell of results.cells) {
     assert.equal(cell.scoring, 'all-classes');
     assert.equal((cell.config as { seed: number }).seed, cell.seed);
@@ -76,6 +77,16 @@ test('run: every number is traceable to its config and code version', async () =
       const selection = cell.config.memorySelection as { candidates: unknown[]; how: string };
       assert.equal(selection.candidates.length, 2);
       assert.match(selection.how, /validation/);
+    }
+    if (cell.method === 'promptfl-ft') {
+      // The fine-tuning schedule is chosen on validation images and recorded with the cell, as α and β are.
+      const selection = cell.config.fineTuneSelection as { candidates: { candidate: number; valAccuracy: number }[]; chosen: { candidate: number }; how: string };
+      assert.deepEqual(selection.candidates.map((c) => c.candidate), [0, 1]);
+      assert.equal((selection.candidates[1] as unknown as { epochs: number }).epochs, 2);
+      assert.ok(selection.candidates.every((c) => Number.isFinite(c.valAccuracy)));
+      assert.ok([0, 1].includes(selection.chosen.candidate));
+      assert.match(selection.how, /validation/);
+      assert.equal(cell.config.memorySelection, undefined);
     }
     if (cell.method === 'promptfl') assert.equal(cell.rounds.length, 2);
   }

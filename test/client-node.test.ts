@@ -79,7 +79,7 @@ test('nodes answering the protocol give the simulation\'s per-client accuracies 
     const cell = simulated.results.cells.find((c) => c.method === method)!;
     assert.equal(facts[0].cell.id, cell.id);
     // The cell's config as the run wrote it (the server's paths), whatever this node's own paths are.
-    const { memorySelection: _, ...simulatedConfig } = cell.config;
+    const { [facts[0].selectionField]: _, ...simulatedConfig } = cell.config;
     const json = (v: unknown) => JSON.parse(JSON.stringify(v));
     assert.deepEqual(json(facts[0].cellConfig), json({ ...simulatedConfig, model: runConfig.model, tokenizer: undefined }));
 

@@ -6,8 +6,8 @@ import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import { shareOf, type ClientExecutor, type EvalJob, type FitJob, type FitJobReply } from '../src/federation/client-executor.js';
 import type { EvaluateReply } from '../src/federation/client.js';
-import { runFederation, type ClientFailure } from '../src/federation/engine.js';
-import type { FederationSetup, Tensors } from '../src/federation/method.js';
+import { checkUpload, runFederation, type ClientFailure } from '../src/federation/engine.js';
+import { contextOf, federatedAverage, type FederationSetup, type Tensors } from '../src/federation/method.js';
 import { createMethod } from '../src/methods/index.js';
 
 const SETUP: FederationSetup = { clients: 4, rounds: 3, contextSize: 2, contextRows: 1, contextTokens: 1, width: 2, initialContext: Float32Array.of(0, 0) };
@@ -114,4 +114,88 @@ test('worker threads split the clients: each client on exactly one worker, so no
   const shares = [0, 1, 2].map((k) => shareOf(clients, k, 3));
   assert.deepEqual(shares, [[0, 3, 6, 9], [1, 4, 7], [2, 5, 8]]);
   assert.deepEqual(shares.flat().sort((a, b) => a - b), clients);
+});
+
+test('a round records the participants\' mean loss and, when asked, every client\'s test accuracy and their mean', async () => {
+  const { executor } = stubClients();
+  const each = await runFederation(createMethod('promptfl'), SETUP, executor, { ...options, evaluateEachRound: true });
+  for (const record of each.rounds) {
+    assert.equal(record.trainLoss, (0 + 1 + 2 + 3) / 4);
+    assert.deepEqual(record.clientAccuracies, [0.5, 0.6, 0.7, 0.8]);
+    assert.ok(Math.abs(record.meanAccuracy! - 0.65) < 1e-12);
+    const { training, aggregation, evaluation } = record.stageSeconds;
+    assert.ok(training >= 0 && aggregation >= 0 && evaluation >= 0 && record.seconds >= training + aggregation + evaluation - 1e-9);
+  }
+  assert.deepEqual(each.rounds.map((r) => r.round), [1, 2, 3]);
+  assert.deepEqual(each.clients, [0, 1, 2, 3].map((id) => ({ id, accuracy: 0.5 + id / 10, testCount: 10, valAccuracy: 0.5 + id / 10 })));
+  assert.deepEqual([...each.finalState.context], [7.5, 7.5]);
+  const once = await runFederation(createMethod('promptfl'), SETUP, executor, options);
+  assert.ok(once.rounds.every((r) => r.clientAccuracies === undefined && r.meanAccuracy === undefined));
+});
+
+test('a method that never trains gets no rounds, only the final evaluation; one that uploads nothing is never aggregated and nothing crosses', async () => {
+  const { executor, seen } = stubClients();
+  const zero = await runFederation(createMethod('zeroshot'), SETUP, executor, options);
+  assert.deepEqual(zero.rounds, []);
+  assert.equal(seen.fits.length, 0);
+  assert.deepEqual(seen.evals.map((j) => [j.client, j.split]).sort(), [0, 1, 2, 3].flatMap((k) => [[k, 'test'], [k, 'val']]));
+  const coop = createMethod('local-coop');
+  const keepsToItself = stubClients((job) => Promise.resolve({ client: job.client, upload: {}, samples: 1, loss: 0, steps: 1 }));
+  const local = await runFederation({ ...coop, server: { ...coop.server, aggregate: () => { throw new Error('aggregated'); } } }, SETUP, keepsToItself.executor, options);
+  assert.equal(keepsToItself.seen.fits.length, 4 * 3);
+  assert.ok(local.rounds.every((r) => r.bytesUp === 0));
+  assert.ok(local.rounds.every((r) => r.bytesDown === 0));
+  assert.deepEqual(local.finalState, { context: SETUP.initialContext });
+});
+
+test('a method with a finishing step gets one finish job per client after the rounds, carrying rounds + 1 and the final download; a client that fails it is left out', async () => {
+  const fl = createMethod('promptfl');
+  const finishing = { ...fl, client: { ...fl.client, finish: async () => ({}) } };
+  const { executor, seen } = stubClients((job) => (job.kind === 'finish' ? (job.client === 1 ? Promise.reject(new Error('disk full')) : Promise.resolve({ client: job.client, finished: true as const })) : undefined));
+  const result = await runFederation(finishing, SETUP, executor, options);
+  const finishes = seen.fits.filter((j) => j.kind === 'finish');
+  assert.deepEqual(finishes.map((j) => [j.client, j.round]), [[0, 4], [1, 4], [2, 4], [3, 4]]);
+  for (const job of finishes) assert.deepEqual(job.download, result.finalState);
+  assert.deepEqual(result.failures, [{ client: 1, stage: 'finish', reason: 'disk full' }]);
+});
+
+test('a reply to a round without an upload is refused; participation outside (0, 1] is refused by name', async () => {
+  const { executor } = stubClients((job) => (job.client === 0 ? Promise.resolve({ client: 0, finished: true as const }) : undefined));
+  const result = await runFederation(createMethod('promptfl'), { ...SETUP, rounds: 1 }, executor, options);
+  assert.deepEqual(result.rounds[0].failures, [{ client: 0, stage: 'fit', round: 1, reason: 'replied to a round without an upload' }]);
+  for (const participation of [0, 1.5, NaN]) {
+    await assert.rejects(runFederation(createMethod('promptfl'), SETUP, executor, { ...options, participation }), new RegExp(`participation must be in \\(0, 1\\], got ${participation}`));
+  }
+});
+
+test('choices: a client without validation images (NaN) does not count; with none anywhere the configured values are kept', async () => {
+  const { executor } = stubClients();
+  const scoredBy = (val: (client: number, alpha: number) => number): ClientExecutor => ({
+    ...executor,
+    evaluate: async (job) => ({ client: job.client, accuracies: (job.choices ?? [{}]).map((c) => (job.split === 'val' ? val(job.client, c.alpha) : 0.5)), count: 3 }),
+  });
+  const choices = [{ alpha: 1 }, { alpha: 2 }, { alpha: 3 }];
+  const some = await runFederation(createMethod('pfedprompt'), SETUP, scoredBy((client, alpha) => (client === 0 ? NaN : alpha === 2 ? 0.75 : 0.25)), { ...options, choices });
+  assert.deepEqual(some.selection?.candidates.map((c) => c.valAccuracy), [0.25, 0.75, 0.25]);
+  assert.deepEqual(some.selection?.chosen, { alpha: 2 });
+  const tie = await runFederation(createMethod('pfedprompt'), SETUP, scoredBy(() => 0.5), { ...options, choices });
+  assert.deepEqual(tie.selection?.chosen, { alpha: 1 }, 'on a tie the first best is kept');
+  const none = await runFederation(createMethod('pfedprompt'), SETUP, scoredBy(() => NaN), { ...options, choices });
+  assert.deepEqual(none.selection?.chosen, {});
+  assert.match(none.selection!.how, /no client has validation images: the configured values were kept/);
+  const noChoices = await runFederation(createMethod('pfedprompt'), SETUP, scoredBy(() => 0.5), options);
+  assert.equal(noChoices.selection, undefined);
+});
+
+test('FedAvg and contexts refuse what they cannot use: no uploads, uploads without weight, a missing or mis-sized context', () => {
+  const upload = (samples: number) => ({ client: 0, samples, tensors: { context: Float32Array.of(1, 2) } });
+  assert.throws(() => federatedAverage([], 'context', true), /federated average of no uploads/);
+  assert.throws(() => federatedAverage([upload(0), upload(0)], 'context', true), /the uploads carry no weight \(no client has samples\)/);
+  assert.deepEqual(federatedAverage([upload(0), upload(0)], 'context', false), Float32Array.of(1, 2));
+  assert.throws(() => contextOf({}, 'context', SETUP), /missing tensor "context"/);
+  assert.throws(() => contextOf(undefined, 'cloud', SETUP), /missing tensor "cloud"/);
+  assert.throws(() => contextOf({ context: Float32Array.of(1) }, 'context', SETUP), /tensor "context" has 1 values, expected 2/);
+  assert.deepEqual(contextOf({ context: Float32Array.of(1, 2) }, 'context', SETUP), Float32Array.of(1, 2));
+  assert.throws(() => checkUpload(createMethod('local-coop'), SETUP, 2, { context: Float32Array.of(1, 2) }), /client 2 tried to upload "context", which local CoOp does not declare \(it uploads: nothing\)/);
+  assert.throws(() => checkUpload(createMethod('promptfl'), SETUP, 1, { context: [1, 2] as unknown as Float32Array }), /client 1: upload "context" is missing or not a Float32Array/);
 });

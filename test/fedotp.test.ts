@@ -10,6 +10,7 @@ import { test } from 'node:test';
 import { SeededRandom } from '../src/clip/random.js';
 import { ClipTokenizer } from '../src/clip/tokenizer.js';
 import { sharedModel } from '../src/federation/client-executor.js';
+import { emptyFeatureSet, type FeatureSet } from '../src/federation/client-data.js';
 import { federatedAverage, type ClientRuntime, type ClientUpload } from '../src/federation/method.js';
 import { textTower } from '../src/federation/text-tower.js';
 import { classTextFeatures, predictLogits } from '../src/federation/evaluation.js';
@@ -70,6 +71,11 @@ test('through the text tower: the gradient to each context matches finite differ
 test('FedOTP uploads its global prompt only and keeps its local prompt: round 2 trains from the client\'s own round-1 local prompt, which differs between clients; the global prompt is the weighted mean of the uploads', async () => {
   const { method, options } = methodWith('fedotp');
   assert.equal(method.readsTokens, true);
+  assert.equal(method.trainsPrompt, true);
+  assert.deepEqual([method.id, method.label], ['fedotp', 'FedOTP']);
+  assert.match(method.trains, /global .* local/);
+  assert.match(method.uploads, /global context only/);
+  assert.match(method.staysOnClient, /local context/);
   const setup = await hostSetup(method, shapes.clients, SEED, options);
   const federation = setup.settings.federation;
   assert.deepEqual(method.server.uploadSpec(federation), { context: federation.contextSize });
@@ -97,6 +103,10 @@ test('FedOTP uploads its global prompt only and keeps its local prompt: round 2 
   assert.notDeepEqual(kept[0], kept[1], 'two clients hold the same local prompt');
   const server = method.server.aggregate(method.server.initialState(federation), uploads, federation);
   assert.deepEqual(server.context, federatedAverage(uploads, 'context', true));
+  // Weighted by the clients' training images, by default (here the clients hold as many, so unequal counts by hand).
+  const unequal = uploads.map((u, k) => ({ ...u, samples: 1 + 2 * k }));
+  const weightedByHand = unequal.reduce((sum, u) => sum + u.samples * u.tensors.context[3], 0) / unequal.reduce((sum, u) => sum + u.samples, 0);
+  assert.ok(Math.abs(method.server.aggregate(server, unequal, federation).context[3] - weightedByHand) < 1e-6, 'not weighted by samples');
   const total = uploads.reduce((s, u) => s + u.samples, 0);
   const i = 11;
   const byHand = uploads.reduce((s, u) => s + (u.samples / total) * u.tensors.context[i], 0);
@@ -139,9 +149,23 @@ test('FedOTP predicts by transport with both prompts: its logits are not PromptF
   const otherLocal = await method.client.predictor(runtime, download, { local: new SeededRandom(9).normals(federation.contextSize, 0.02) }).logits!(data.test);
   assert.notDeepEqual(otherLocal, ours, 'the local prompt does not enter the prediction');
   // The plans run per chunk of evalBatchSize images; with ε 0.01 every chunk runs all 100 iterations, so chunks change nothing.
-  const chunked = await createMethod('fedotp', { ...DEFAULT_METHOD_OPTIONS, fedotp: { ...FEDOTP_DEFAULTS, evalBatchSize: 1 } }).client.predictor(runtime, download, undefined).logits!(data.test);
-  assert.deepEqual(chunked, ours);
+  for (const evalBatchSize of [1, data.test.count - 1]) {
+    const chunked = await createMethod('fedotp', { ...DEFAULT_METHOD_OPTIONS, fedotp: { ...FEDOTP_DEFAULTS, evalBatchSize } }).client.predictor(runtime, download, undefined).logits!(data.test);
+    assert.deepEqual(chunked, ours, `chunks of ${evalBatchSize}`);
+  }
+  const predict = method.client.predictor(runtime, download, undefined).logits!;
+  assert.deepEqual(await predict(emptyFeatureSet(data.test.embedDim, data.test.pooledDim)), new Float32Array(0));
+  await assert.rejects(predict({ ...data.test, tokenCount: undefined }), /carry none/);
   const { tokens: _t, tokenCount: _c, ...bare } = data.test;
   await assert.rejects(method.client.predictor(runtime, download, undefined).logits!(bare), /spatial tokens, but these features carry none/);
   assert.throws(() => method.client.predictor(runtime, download, { local: new Float32Array(3) }), /tensor "local" has 3 values/);
+});
+
+test('FedOTP refuses to train on features without tokens, naming what is missing', async () => {
+  const { method, options } = methodWith('fedotp');
+  const strip = ({ tokens: _t, tokenCount: _c, ...set }: FeatureSet): FeatureSet => set;
+  const bare = shapes.clients.map((c) => ({ ...c, train: c.train.map(strip) }));
+  const setup = await hostSetup(method, bare, SEED, options);
+  const { clients } = await localClients(method, setup);
+  await assert.rejects(clients[0].fit(1, { context: setup.settings.federation.initialContext }), /spatial tokens, but these features carry none/);
 });

@@ -1,8 +1,8 @@
 // What each method does differently from PromptFL, observed on real local
 // training with the tiny fixture CLIP: PromptProx's pull towards the global
-// prompt, pFedPrompt's memory in training and in prediction, personal state
-// kept between rounds (PromptPer, local CoOp), and partial participation on
-// the real engine.
+// prompt, PromptAMP's towards the cloud prompt (strength λ/α_K), pFedPrompt's
+// memory in training and in prediction, personal state kept between rounds
+// (PromptPer, local CoOp), and partial participation on the real engine.
 // The method tests compare a method with PromptFL (or with itself) from the same
 // start and seed, so a method that silently degrades into PromptFL, or
 // forgets its state, fails here rather than only in a paper's numbers.
@@ -80,6 +80,24 @@ test("PromptProx's proximal term holds a client near the global prompt: its trai
     assert.ok(dHeld < dFree, `client ${k}: PromptProx moved ${dHeld} from the global prompt, PromptFL ${dFree}`);
     // The penalty is added to the reported loss too.
     assert.ok(held.loss > 0 && held.loss !== free.loss, `client ${k}: losses ${held.loss} and ${free.loss}`);
+  }
+});
+
+test("PromptAMP's pull towards the client's cloud prompt has strength λ/α_K: the same ratio trains identically, a larger one ends nearer the cloud prompt, and λ = 0 trains as PromptFL", async () => {
+  const fl = await clientsOf('promptfl');
+  const amp = (lambda: number, alphaK: number) => clientsOf('promptamp', { amp: { alphaK, sigma: 1, lambda } });
+  const [free, eight, alsoEight, eighty] = await Promise.all([amp(0, 0.1), amp(1, 0.125), amp(0.5, 0.0625), amp(10, 0.125)]);
+  const cloud = fl.setup.settings.federation.initialContext;
+  for (let k = 0; k < shapes.clients.length; k++) {
+    const plain = await fl.clients[k].fit(1, { context: cloud });
+    const replies = [];
+    for (const clients of [free, eight, alsoEight, eighty]) replies.push(await clients.clients[k].fit(1, { cloud }));
+    const [r0, r8, r8again, r80] = replies;
+    assert.deepEqual(r0.upload.context, plain.upload.context, `client ${k}: PromptAMP with λ = 0 is not PromptFL's training`);
+    assert.equal(r0.loss, plain.loss);
+    assert.deepEqual(r8again.upload.context, r8.upload.context, `client ${k}: λ 0.5, α_K 0.0625 trains otherwise than λ 1, α_K 0.125`);
+    const [far, near, nearest] = [r0, r8, r80].map((r) => distance(r.upload.context, cloud));
+    assert.ok(nearest < near && near < far, `client ${k}: distances to the cloud prompt ${far}, ${near}, ${nearest} for λ/α_K 0, 8, 80`);
   }
 });
 

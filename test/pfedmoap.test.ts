@@ -113,6 +113,9 @@ test('server: each client gets its K nearest other prompts (never its own), near
   assert.deepEqual(nearestExperts(server, 4, 2), [1, 2]);
   assert.deepEqual(nearestExperts(server, 1, 1), [0]);
   for (let c = 0; c < 5; c++) assert.ok(!nearestExperts(server, c, 4).includes(c), `client ${c} was sent its own prompt`);
+  // The tie is broken by id, not by the order the prompts were stored in.
+  const reversed = method.server.aggregate(initial, [...uploads].reverse(), setup);
+  assert.deepEqual(nearestExperts(reversed, 0, 2), [2, 3]);
   const down = method.server.download(server, 0, setup);
   assert.deepEqual(down.expertCount, Float32Array.of(2));
   assert.deepEqual(down.experts, Float32Array.of(0, 1, -1, 0));
@@ -174,7 +177,7 @@ test('the method names itself and what it trains, uploads and keeps; its edge op
   assert.ok(method.trainsPrompt);
   for (const text of [method.trains, method.uploads, method.staysOnClient]) assert.ok(text.length > 10, text);
   assert.match(method.staysOnClient, /gating/);
-  for (const edge of [{ experts: 1 }, { gatingDim: 8, heads: 8 }, { lambda: 0 }]) assert.doesNotThrow(() => pFedMoAp({ ...PFEDMOAP_DEFAULTS, ...edge }), JSON.stringify(edge));
+  for (const edge of [{ experts: 1 }, { gatingDim: 8, heads: 8 }, { heads: 1 }, { lambda: 0 }]) assert.doesNotThrow(() => pFedMoAp({ ...PFEDMOAP_DEFAULTS, ...edge }), JSON.stringify(edge));
   assert.equal(expertSlots({ ...PFEDMOAP_DEFAULTS, experts: 1 }, tinySetup(5)), 0);
   assert.equal(expertSlots(PFEDMOAP_DEFAULTS, tinySetup(1)), 0);
   // No slot at all: an empty experts tensor and a count of 0.

@@ -115,3 +115,18 @@ test('SGD: PyTorch momentum and weight decay; cosine schedule', () => {
   assert.ok(Math.abs(learningRate(cosine, 5, 10) - 0.5) < 1e-12);
   assert.equal(learningRate({ ...cosine, schedule: 'constant' }, 7, 10), 1);
 });
+
+test('SGD without momentum keeps no buffer (each step is −lr·(g + wd·p)); a gradient of the wrong size is refused; the cosine schedule reaches 0 at the run\'s end', () => {
+  const params = Float32Array.of(1, -2);
+  const sgd = new Sgd({ lr: 0.1, momentum: 0, weightDecay: 0.5, schedule: 'constant' });
+  for (let step = 0; step < 2; step++) {
+    const before = [...params];
+    sgd.step(params, Float32Array.of(1, 1), 0.1);
+    before.forEach((p, i) => assert.ok(Math.abs(params[i] - (p - 0.1 * (1 + 0.5 * p))) < 1e-6, `step ${step}, parameter ${i}: ${params[i]}`));
+  }
+  assert.throws(() => sgd.step(params, Float32Array.of(1), 0.1), /SGD: gradient of 1 values for 2 parameters/);
+  const cosine = { lr: 2, momentum: 0, weightDecay: 0, schedule: 'cosine' as const };
+  assert.ok(Math.abs(learningRate(cosine, 10, 10)) < 1e-12);
+  assert.ok(Math.abs(learningRate(cosine, 2.5, 10) - (1 + Math.cos(Math.PI / 4))) < 1e-12);
+  assert.equal(learningRate(cosine, 3, 0), 2);
+});

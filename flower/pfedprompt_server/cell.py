@@ -77,7 +77,7 @@ def run_cell(grid: Grid, spec: CellSpec, run_config: str, options: CellOptions =
 
     selection = None
     if facts["memoryGrid"]:
-        memory_grid = [{"alpha": g["alpha"], "beta": g["beta"]} for g in facts["memoryGrid"]]
+        memory_grid = [dict(g) for g in facts["memoryGrid"]]  # the memory's (α, β), or a method's own candidates
         metrics = evaluate(grid, participation, strategy, state, after, "memory selection", "val", memory_choices=memory_grid)
         base = facts["cellConfig"]["methodOptions"]["memory"]
         selection = select_memory(base, memory_grid, [_choice_accuracies(c, m, len(memory_grid), participation) for c, m in sorted(metrics.items())])
@@ -118,7 +118,7 @@ def cell_result(
         "shots": cell["shots"],
         "seed": cell["seed"],
         "scoring": cell["scoring"],
-        "config": {**facts["cellConfig"], **({"memorySelection": selection} if selection else {})},
+        "config": {**facts["cellConfig"], **({facts.get("selectionField", "memorySelection"): selection} if selection else {})},
         "clients": [
             {
                 "id": c, "accuracy": accuracies[c], "testCount": client_facts[c]["testCount"],

@@ -42,3 +42,17 @@ def test_cell_selects_on_validation_then_tests_with_the_choice():
     final = [m for m in grid.sent if m.content["config"].get("split") == "test" and m.content["config"]["server-round"] == 2]
     assert {m.content["config"]["memory-choice"] for m in final} == {'{"alpha": 0.5, "beta": 5.5}'}
     assert [c["accuracy"] for c in result["clients"]] == [accuracy_after(c, 2, True) for c in range(3)]
+
+
+FINE_TUNES = [{"candidate": 0, "shape": 0, "lrScale": 0.1}, {"candidate": 1, "shape": 1, "lrScale": 0.1}]
+
+
+def test_a_methods_own_candidates_are_chosen_whole():
+    chosen = select_memory(BASE, FINE_TUNES, [[0.5, 0.75], [0.7, 0.75]])
+    assert chosen["chosen"] == {"candidate": 1, "shape": 1, "lrScale": 0.1}
+    assert [c["valAccuracy"] for c in chosen["candidates"]] == [0.6, 0.75]
+
+
+def test_own_candidates_without_validation_images_fall_back_to_the_methods_first():
+    chosen = select_memory(BASE, FINE_TUNES, [None])
+    assert chosen["chosen"] == {}

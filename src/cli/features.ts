@@ -6,6 +6,7 @@ import type { ImageItem } from '../data/dataset.js';
 import type { Dataset } from '../data/dataset.js';
 import { loadDataset } from '../data/load-dataset.js';
 import { readPartition, type Partition } from '../data/partition.js';
+import { runAugmentSeed } from '../features/augment.js';
 import { FeatureCache, type SpatialDtype } from '../features/cache.js';
 import { extractFeatures, type ExtractProgress, type ExtractResult } from '../features/extract.js';
 import { executionProviders, positiveInt } from './options.js';
@@ -17,6 +18,7 @@ interface FeaturesOptions {
   partition?: string;
   views: number;
   augSeed: number;
+  seeds?: number[];
   batchSize: number;
   cache?: string;
   skipBad?: boolean;
@@ -34,7 +36,8 @@ export function registerFeatures(program: Command): void {
     .option('--root <dir>', 'data root holding the CoOp dataset folders')
     .option('--partition <file>', "only the images of this federated partition's clients (from `pfedprompt partition`)")
     .option('--views <V>', 'augmented views per training image (random resized crop + flip), besides the plain one', nonNegativeInt, 0)
-    .option('--aug-seed <S>', 'seed of the augmented views', nonNegativeInt, 0)
+    .option('--aug-seed <S>', 'seed of the augmented views (data.augmentSeed)', nonNegativeInt, 0)
+    .option('--seeds <list>', "the views of these run seeds, as `pfedprompt run` draws them (each seed its own views); default: --aug-seed's own views", seedList)
     .option('--batch-size <B>', 'images per encoder call and per cache shard', positiveInt, 32)
     .option('--cache <dir>', 'cache root (default $PFEDPROMPT_CACHE, else ~/.cache/pfedprompt/features)')
     .option('--skip-bad', 'skip unreadable images with a warning instead of failing')
@@ -50,16 +53,19 @@ export function registerFeatures(program: Command): void {
         const cache = await FeatureCache.open(model.weights, { root: opts.cache, spatialDtype: opts.spatialDtype });
         const scope = partition ? ` (the ${partition.clients.length} clients of ${opts.partition})` : '';
         console.log(`${dataset.name}${scope}: ${images.train.length} train, ${images.val.length} val, ${images.test.length} test images; cache ${cache.dir}`);
-        const groups: { name: string; items: readonly ImageItem[]; views: number }[] = [
-          { name: 'train', items: images.train, views: opts.views },
-          { name: 'val+test', items: [...images.val, ...images.test], views: 0 },
+        const trainGroups = opts.seeds
+          ? opts.seeds.map((seed) => ({ name: `train (seed ${seed})`, items: images.train, views: opts.views, augmentSeed: runAugmentSeed(opts.augSeed, seed) }))
+          : [{ name: 'train', items: images.train, views: opts.views, augmentSeed: opts.augSeed }];
+        const groups: { name: string; items: readonly ImageItem[]; views: number; augmentSeed: number }[] = [
+          ...trainGroups,
+          { name: 'val+test', items: [...images.val, ...images.test], views: 0, augmentSeed: opts.augSeed },
         ];
         const totals = { requested: 0, computed: 0, fromCache: 0, skipped: 0 };
         for (const group of groups) {
           const result = await withProgressBar(group.name, (onProgress) =>
             extractFeatures(model, group.items, {
               views: group.views,
-              augmentSeed: opts.augSeed,
+              augmentSeed: group.augmentSeed,
               batchSize: opts.batchSize,
               cache,
               output: 'none',
@@ -123,4 +129,8 @@ function spatialDtype(value: string): SpatialDtype {
   const upper = value.toUpperCase();
   if (upper !== 'F16' && upper !== 'F32') throw new InvalidArgumentError(`expected f16 or f32, got "${value}"`);
   return upper;
+}
+
+function seedList(value: string): number[] {
+  return value.split(',').map((s) => nonNegativeInt(s.trim()));
 }

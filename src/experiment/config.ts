@@ -13,6 +13,7 @@ import { FEDOTP_DEFAULTS } from '../methods/fedotp.js';
 import { METHOD_IDS, type MethodId, type MethodOptions } from '../methods/index.js';
 import { TIP_ADAPTER_DEFAULTS } from '../methods/local-tip-adapter.js';
 import { MEMORY_QUERIES } from '../methods/visual-memory.js';
+import { FINE_TUNE_SHAPES } from '../methods/promptfl-ft.js';
 import { CLASS_TOKEN_POSITIONS } from '../prompt/coop-prompt.js';
 
 const positiveInt = z.number().int().positive();
@@ -53,6 +54,12 @@ const TipAdapterSchema = z.object({
 const MethodOptionsSchema = z.object({
   weighted: z.boolean().default(true),
   fineTuneEpochs: positiveInt.optional(),
+  /** PromptFL+FT's candidate fine-tuning schedules, chosen on validation images (absent: DEFAULT_FINE_TUNES). */
+  fineTunes: z.array(z.object({
+    epochs: positiveInt.optional(),
+    shape: z.enum(FINE_TUNE_SHAPES),
+    lrScale: z.number().nonnegative().default(1),
+  }).strict()).min(1).optional(),
   globalTokens: nonNegativeInt.optional(),
   mu: z.number().nonnegative().default(0.5),
   amp: z.object({ alphaK: positive.default(0.1), sigma: positive.default(1), lambda: z.number().nonnegative().default(1) }).strict().default({}),
@@ -104,8 +111,13 @@ export const ConfigSchema = z.object({
     datasets: z.array(z.string().min(1)).min(1),
     shots: z.array(positiveInt).min(1).default([16]),
     partition: PartitionSchema.default({}),
-    /** Augmented views (random resized crop + flip) cached per training image; training draws one per image and epoch. */
-    views: nonNegativeInt.default(4),
+    /**
+     * Augmented views (random resized crop + flip) cached per training image and run seed; each epoch reads one,
+     * every view once per cycle of `views` epochs (one per epoch of the run, the default 50 = 10 × 5: each view
+     * exactly once, as CoOp sees a fresh crop every epoch).
+     */
+    views: nonNegativeInt.default(50),
+    /** Names the family of augmented views; each run seed draws its own views within it. */
     augmentSeed: nonNegativeInt.default(0),
     /** Skip unreadable images with a warning instead of failing. */
     skipBad: z.boolean().default(false),
@@ -134,6 +146,9 @@ export const ConfigSchema = z.object({
     momentum: z.number().min(0).lt(1).default(0.9),
     weightDecay: z.number().nonnegative().default(5e-4),
     schedule: z.enum(['constant', 'cosine']).default('cosine'),
+    /** Epochs of the run at a constant warmupLr before the schedule takes over (Dassl's WARMUP_EPOCH, constant type, as CoOp's and PromptFL's configs). */
+    warmupEpochs: nonNegativeInt.default(1),
+    warmupLr: positive.default(1e-5),
   }).strict().default({}),
   prompt: z.object({
     contextLength: positiveInt.default(16),

@@ -21,12 +21,13 @@ import type { Dataset } from '../data/dataset.js';
 import { loadDataset } from '../data/load-dataset.js';
 import { writePartition, type Partition } from '../data/partition.js';
 import { createPartition, type PartitionRequest } from '../data/partitioners/index.js';
+import { runAugmentSeed } from '../features/augment.js';
 import { FeatureCache } from '../features/cache.js';
 import type { ClientData, FeatureSet } from '../federation/client-data.js';
 import { WorkerPool, createExecutor, sharedModel, sharedTokenizer, type ClientHostSetup } from '../federation/client-executor.js';
 import { mean, runFederation, type FederationOptions, type FederationResult, type RoundRecord } from '../federation/engine.js';
 import type { ClientSettings } from '../federation/client.js';
-import type { FederationSetup, Method, Tensors } from '../federation/method.js';
+import type { Choice, FederationSetup, Method, Tensors } from '../federation/method.js';
 import { writeSafetensors } from '../io/safetensors.js';
 import { writeFileAtomic } from '../io/atomic.js';
 import { createMethod } from '../methods/index.js';
@@ -127,9 +128,10 @@ async function runGrid(config: ExperimentConfig, events: RunEvents, context: Gri
     for (const shots of config.data.shots) {
       const partition = createPartition(dataset, partitionRequest(config, shots));
       await writePartition(path.join(outDir, 'partitions', `${safeName(datasetId)}-${shots}shot.json`), partition);
-      let clients: ClientData[] | undefined; // loaded when the first cell of this (dataset, shots) needs them
-      for (const methodId of config.methods) {
-        for (const seed of config.seeds) {
+      // Seed by seed: each seed trains on augmented views of its own, and only one seed's views are held at a time.
+      for (const seed of config.seeds) {
+        let clients: ClientData[] | undefined; // loaded when the first cell of this (dataset, shots, seed) needs them
+        for (const methodId of config.methods) {
           const spec = cellSpecOf(datasetId, backbone, shots, methodId, seed);
           const cellConfig = cellConfigOf(config, spec, backbone, partition);
           const file = path.join(outDir, 'cells', `${cellFileName(spec.id)}.json`);
@@ -141,8 +143,8 @@ async function runGrid(config: ExperimentConfig, events: RunEvents, context: Gri
             continue;
           }
           clients ??= await loadClientData(model, dataset, partition, {
-            views: config.data.views, augmentSeed: config.data.augmentSeed, cache, onWarning: events.log, tokens: readsTokens(config),
-            onProgress: (done, total) => events.onFeatures?.(`${dataset.name} ${shots}-shot features`, done, total),
+            views: config.data.views, augmentSeed: runAugmentSeed(config.data.augmentSeed, seed), cache, onWarning: events.log, tokens: readsTokens(config),
+            onProgress: (done, total) => events.onFeatures?.(`${dataset.name} ${shots}-shot features (seed ${seed})`, done, total),
           });
           const started = performance.now();
           const federation = await runCell(config, spec, model, tokenizerDir, dataset, clients, pool, (r) => events.onRound?.(spec, r), events.log);
@@ -249,12 +251,23 @@ export function federationOptions(config: ExperimentConfig, spec: CellSpec, log:
   return {
     participation: config.federation.participation,
     seed: spec.seed,
-    choices: memoryChoices(config, spec.method, logitScale),
+    choices: validationChoices(config, methodOfCell(config, spec.method), spec.method, logitScale),
     evaluateEachRound: config.evaluation.eachRound,
     minClients: config.federation.minClients,
     timeoutSeconds: config.federation.timeoutSeconds,
     onFailure: (f) => log?.(`${spec.id}: client ${f.client} left out of ${f.stage}${f.round !== undefined ? ` (round ${f.round})` : ''}: ${f.reason}`),
   };
+}
+
+/** What the clients of a method with choices score on their validation images: the method's own candidates, else the memory grid. */
+export function validationChoices(config: ExperimentConfig, method: Method, methodName: string, logitScale: number): readonly Choice[] {
+  if (!method.choosesOnValidation) return [];
+  return method.choices?.candidates ?? memoryChoices(config, methodName, logitScale);
+}
+
+/** The field of a cell's config that records what validation chose. */
+export function selectionField(method: Method): string {
+  return method.choices?.record ?? 'memorySelection';
 }
 
 /**
@@ -314,7 +327,7 @@ function cellResult(
     shots: spec.shots,
     seed: spec.seed,
     scoring: config.evaluation.scoring,
-    config: { ...cellConfig, ...(federation.selection ? { memorySelection: federation.selection } : {}), ...(federation.failures.length > 0 ? { failures: federation.failures } : {}) },
+    config: { ...cellConfig, ...(federation.selection ? { [selectionField(method)]: federation.selection } : {}), ...(federation.failures.length > 0 ? { failures: federation.failures } : {}) },
     clients: federation.clients.map((c) => ({
       id: c.id, accuracy: c.accuracy, testCount: c.testCount, ...(Number.isNaN(c.valAccuracy) ? {} : { valAccuracy: c.valAccuracy }), classes: [...classesOf(c.id)],
     })),

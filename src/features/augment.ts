@@ -13,6 +13,7 @@
 // and only for images with alpha, a palette or CMYK inks.
 
 import { createHash } from 'node:crypto';
+import { SeededRandom } from '../clip/random.js';
 import { preprocessCrop, type DecodedPixels, type PixelBox } from '../clip/preprocess.js';
 import type { PreprocessConfig } from '../clip/weights.js';
 
@@ -41,6 +42,20 @@ export interface ViewSeed {
   readonly imageId: string;
   /** View index, 1 … V (view 0 is the un-augmented test-time image). */
   readonly view: number;
+}
+
+/**
+ * The augmentation seed of the views a run with seed `runSeed` trains on: each
+ * seed of an experiment draws crops of its own, as CoOp draws fresh crops
+ * under each run's seed; `base` (the config's data.augmentSeed) names another
+ * family of views for the same seeds. The crop of a (seed, image, view) never
+ * changes, so cache keys stay exact.
+ */
+export function runAugmentSeed(base: number, runSeed: number): number {
+  if (!Number.isInteger(base) || base < 0 || !Number.isInteger(runSeed) || runSeed < 0) {
+    throw new Error(`augmentation seed and run seed must be non-negative integers, got ${base} and ${runSeed}`);
+  }
+  return SeededRandom.forName(base, `augmented views of run seed ${runSeed}`).nextUint32();
 }
 
 // ---------------------------------------------------------------- random numbers

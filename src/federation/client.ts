@@ -11,7 +11,7 @@ import type { ClientData } from './client-data.js';
 import { accuracy, predictLogits, type Scoring } from './evaluation.js';
 import { trainLocally, type PromptCompute, type TrainingSchedule } from './local-training.js';
 import { textTower, type TextTower } from './text-tower.js';
-import type { Choice, ClientRuntime, FederationSetup, Method, Tensors } from './method.js';
+import type { Choice, ClientRuntime, FederationSetup, Method, ScheduleRequest, Tensors } from './method.js';
 
 /** How every client of a run trains and scores: serialisable, the same on every client. */
 export interface ClientSettings {
@@ -83,17 +83,21 @@ export class FederatedClient {
 
   private runtime(kind: 'fit' | 'finish' | 'evaluate', round: number): ClientRuntime {
     const { settings, compute, data } = this;
-    const schedule = (options: { readonly epochs?: number } = {}): TrainingSchedule => {
-      const epochs = options.epochs ?? settings.localEpochs;
-      // A round's epochs follow the run's schedule; a finishing step (fine-tuning) has a schedule of its own.
+    const schedule = (options: ScheduleRequest = {}): TrainingSchedule => {
+      const epochs = options.learningRates?.length ?? options.epochs ?? settings.localEpochs;
+      // A round's epochs follow the run's schedule; a finishing step (fine-tuning) has a schedule of its own,
+      // and reads the augmented views from where the run left them.
       const first = kind === 'fit' ? (round - 1) * settings.localEpochs : 0;
       const total = kind === 'fit' ? settings.scheduleEpochs : epochs;
+      const sgd = kind === 'fit' ? settings.sgd : { ...settings.sgd, warmupEpochs: 0 }; // the warm-up is the run's start only
       return {
         epochs,
         batchSize: settings.batchSize,
         sgd: settings.sgd,
-        learningRates: Array.from({ length: epochs }, (_, e) => learningRate(settings.sgd, first + e, total)),
+        learningRates: options.learningRates ?? Array.from({ length: epochs }, (_, e) => learningRate(sgd, first + e, total)),
         seed: SeededRandom.forName(settings.seed, `${kind}/round${round}/client${data.id}`).nextUint32(),
+        firstEpoch: kind === 'fit' ? first : settings.scheduleEpochs,
+        viewSeed: SeededRandom.forName(settings.seed, `views/client${data.id}`).nextUint32(),
       };
     };
     return {
@@ -104,7 +108,7 @@ export class FederatedClient {
       text: this.text,
       schedule,
       train: (start, options = {}) =>
-        trainLocally(compute, data, start, { ...schedule({ epochs: options.epochs }), penalty: options.penalty, personal: options.personal }),
+        trainLocally(compute, data, start, { ...schedule(options), penalty: options.penalty, personal: options.personal }),
     };
   }
 

@@ -29,8 +29,12 @@ export interface TrainingSchedule {
   readonly sgd: SgdOptions;
   /** Learning rate of each local epoch (the run's schedule, already evaluated). */
   readonly learningRates: readonly number[];
-  /** Seeds the shuffling and the choice of augmented view: (seed, round, client) makes a run reproducible in any order. */
+  /** Seeds the shuffling: (seed, round, client) makes a run reproducible in any order. */
   readonly seed: number;
+  /** Index in the whole run of this schedule's first epoch (a round's epochs follow the last round's); picks each epoch's augmented view. Default 0. */
+  readonly firstEpoch?: number;
+  /** Seeds the order in which the client's epochs go through its augmented views: one seed for the whole run. Default `seed`. */
+  readonly viewSeed?: number;
 }
 
 export interface LocalTrainingOptions extends TrainingSchedule {
@@ -46,7 +50,7 @@ export interface LocalTrainingResult {
   readonly steps: number;
 }
 
-/** One mini-batch: rows of the client's training images, in the augmented view drawn for this step. */
+/** One mini-batch: rows of the client's training images, in the augmented view of this epoch. */
 export interface TrainingBatch {
   /** The view the rows are read from (every row of a view is the same image as in the plain set). */
   readonly view: FeatureSet;
@@ -58,8 +62,8 @@ export interface TrainingBatch {
 
 /**
  * The local loop every trained method shares: each epoch a seeded shuffle of
- * the client's training images, cut into batches, each batch read in one
- * seeded augmented view. `step` trains on a batch and returns its loss.
+ * the client's training images, cut into batches, all read in the epoch's
+ * augmented view (viewOfEpoch). `step` trains on a batch and returns its loss.
  * Returns the mean loss over the steps and their number.
  */
 export async function forEachBatch(data: ClientData, schedule: TrainingSchedule, step: (batch: TrainingBatch) => Promise<number>): Promise<{ meanLoss: number; steps: number }> {
@@ -72,10 +76,9 @@ export async function forEachBatch(data: ClientData, schedule: TrainingSchedule,
   let steps = 0;
   for (let epoch = 0; epoch < schedule.epochs; epoch++) {
     const order = shuffled(images.count, random);
+    const view = data.train[viewOfEpoch((schedule.firstEpoch ?? 0) + epoch, augmented, schedule.viewSeed ?? schedule.seed)];
     for (let start = 0; start < order.length; start += schedule.batchSize) {
       const rows = order.slice(start, start + schedule.batchSize);
-      // Each image is seen in one of its augmented views (the plain one when there are none).
-      const view = data.train[augmented > 0 ? 1 + random.int(0, augmented) : 0];
       lossSum += await step({ view, rows, epoch, lr: schedule.learningRates[epoch] });
       steps++;
     }
@@ -108,6 +111,22 @@ export async function trainLocally(compute: PromptCompute, data: ClientData, sta
     return loss;
   });
   return { context, meanLoss, steps };
+}
+
+/**
+ * The augmented view (1 … V; 0, the plain images, when there are none) a
+ * client reads its images in at epoch `epoch` of the run. Every cycle of V
+ * epochs goes through every view once, in an order seeded per cycle: with one
+ * view per epoch of the run each image is seen in each of its views exactly
+ * once, as CoOp sees a fresh crop each epoch. One view index serves all of
+ * an epoch's images, which loses nothing: the views of different images are
+ * drawn independently of one another.
+ */
+export function viewOfEpoch(epoch: number, views: number, seed: number): number {
+  if (!Number.isInteger(epoch) || epoch < 0) throw new Error(`epoch must be a non-negative integer, got ${epoch}`);
+  if (views === 0) return 0;
+  const cycle = Math.floor(epoch / views);
+  return 1 + shuffled(views, SeededRandom.forName(seed, `views/cycle${cycle}`))[epoch % views];
 }
 
 /** A seeded permutation of 0 … n−1 (Fisher–Yates). */

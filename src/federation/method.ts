@@ -45,12 +45,18 @@ export interface ClientRuntime {
   /** Classes of the dataset (the label space every client scores over). */
   readonly numClasses: number;
   readonly round: number;
-  /** Runs the shared training loop (CLIP's cross-entropy) from `start` for the run's local epochs (or `epochs`). */
-  train(start: Float32Array, options?: { readonly penalty?: Penalty; readonly personal?: PersonalLogits; readonly epochs?: number }): Promise<LocalTrainingResult>;
+  /** Runs the shared training loop (CLIP's cross-entropy) from `start` for the run's local epochs (or as `options` asks). */
+  train(start: Float32Array, options?: ScheduleRequest & { readonly penalty?: Penalty; readonly personal?: PersonalLogits }): Promise<LocalTrainingResult>;
   /** For a method with a loss of its own: the frozen text tower under the run's prompt layout… */
   readonly text: TextTower;
   /** …and the schedule `train` would follow (epochs, batch size, learning rates, SGD, this step's seed), for `forEachBatch`. */
-  schedule(options?: { readonly epochs?: number }): TrainingSchedule;
+  schedule(options?: ScheduleRequest): TrainingSchedule;
+}
+
+/** A local training other than the run's: `epochs` on the run's schedule, or epochs at these `learningRates` (a fine-tune's own). */
+export interface ScheduleRequest {
+  readonly epochs?: number;
+  readonly learningRates?: readonly number[];
 }
 
 export interface FitResult {
@@ -119,6 +125,11 @@ export interface Method {
   readonly readsTokens?: boolean;
   /** What the clients' validation scores choose, when the method has choices to make (pFedPrompt: the memory's α and β). */
   readonly choosesOnValidation?: string;
+  /**
+   * The candidates of a method that brings its own (PromptFL+FT's fine-tuning schedules), and the field of
+   * a cell's config that records the selection; absent: the run's memory grid, recorded as `memorySelection`.
+   */
+  readonly choices?: { readonly record: string; readonly candidates: readonly Choice[] };
   readonly server: MethodServer;
   readonly client: MethodClient;
 }

@@ -9,7 +9,7 @@ import { pFedMoAp, PFEDMOAP_DEFAULTS, type PFedMoApOptions } from './pfedmoap.js
 import { pFedPrompt, PFEDPROMPT_DEFAULTS } from './pfedprompt.js';
 import { promptAmp, PROMPTAMP_DEFAULTS, type PromptAmpOptions } from './promptamp.js';
 import { promptFl } from './promptfl.js';
-import { promptFlFineTuned } from './promptfl-ft.js';
+import { promptFlFineTuned, type FineTuneSchedule } from './promptfl-ft.js';
 import { promptPer } from './promptper.js';
 import { promptProx, PROMPTPROX_DEFAULTS } from './promptprox.js';
 import type { MemoryOptions } from './visual-memory.js';
@@ -26,6 +26,8 @@ export interface MethodOptions {
   readonly weighted: boolean;
   /** PromptFL+FT's fine-tuning epochs (default: the local epochs). */
   readonly fineTuneEpochs?: number;
+  /** PromptFL+FT's candidate schedules, chosen on validation images (default DEFAULT_FINE_TUNES). */
+  readonly fineTunes?: readonly FineTuneSchedule[];
   /** PromptPer's global context tokens (default ⌊M/2⌋). */
   readonly globalTokens?: number;
   /** PromptProx's μ. */
@@ -56,7 +58,7 @@ export function createMethod(id: MethodId, options: MethodOptions = DEFAULT_METH
     case 'zeroshot': return zeroShot();
     case 'local-coop': return localCoop();
     case 'promptfl': return promptFl({ weighted });
-    case 'promptfl-ft': return promptFlFineTuned({ weighted, fineTuneEpochs: options.fineTuneEpochs });
+    case 'promptfl-ft': return promptFlFineTuned({ weighted, fineTuneEpochs: options.fineTuneEpochs, fineTunes: options.fineTunes });
     case 'promptper': return promptPer({ weighted, globalTokens: options.globalTokens });
     case 'promptprox': return promptProx({ weighted, mu: options.mu });
     case 'promptamp': return promptAmp(options.amp);

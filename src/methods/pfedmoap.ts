@@ -7,7 +7,7 @@
 // non-local experts; a small attention network, personal to the client,
 // mixes the text features of all experts for each image.
 //
-// As the code does it (file:line refer to that commit):
+// As the code does it (files of that commit):
 // - Start of a round: the local prompt starts from the FedAvg of the last
 //   round's uploads, weighted by training images (federated_main.py: the
 //   pFedMoAP branch loads `global_prompt` into the prompt learner before

@@ -15,7 +15,8 @@ import { readPartition, type Partition } from '../data/partition.js';
 import { createPartition } from '../data/partitioners/index.js';
 import { loadClientData } from '../experiment/client-features.js';
 import { parseConfig, type ExperimentConfig } from '../experiment/config.js';
-import { backboneOf, cellConfigOf, cellFileName, cellSpecOf, datasetIdOf, memoryChoices, methodOfCell, partitionRequest, prepareCell, type CellSpec, type PreparedCell } from '../experiment/runner.js';
+import { backboneOf, cellConfigOf, cellFileName, cellSpecOf, datasetIdOf, methodOfCell, partitionRequest, prepareCell, selectionField, validationChoices, type CellSpec, type PreparedCell } from '../experiment/runner.js';
+import { runAugmentSeed } from '../features/augment.js';
 import { FeatureCache } from '../features/cache.js';
 import type { ClientData } from '../federation/client-data.js';
 import { sharedModel, sharedTokenizer, textFeatureCache } from '../federation/client-executor.js';
@@ -69,7 +70,10 @@ export interface CellFacts {
   readonly communicates: boolean;
   readonly trainsPrompt: boolean;
   readonly hasFinish: boolean;
+  /** The choices the clients score on validation images (the memory's α and β, PromptFL+FT's schedules); empty: none. */
   readonly memoryGrid: readonly Choice[];
+  /** The field of the cell's config that records the selection. */
+  readonly selectionField: string;
   readonly evaluateEachRound: boolean;
   /** FedAvg weighted by training images (methodOptions.weighted). */
   readonly weighted: boolean;
@@ -185,7 +189,8 @@ export class ClientNode {
       communicates: Object.keys(uploadSpec).length > 0,
       trainsPrompt: method.trainsPrompt,
       hasFinish: Boolean(method.client.finish),
-      memoryGrid: method.choosesOnValidation ? memoryChoices(config, spec.method, cell.logitScale) : [],
+      memoryGrid: validationChoices(config, method, spec.method, cell.logitScale),
+      selectionField: selectionField(method),
       evaluateEachRound: config.evaluation.eachRound,
       weighted: config.methodOptions.weighted,
     };
@@ -222,7 +227,7 @@ export class ClientNode {
     if (partition.scheme.shots !== shots) throw new Error(`${options.data.partitionFile}: a ${partition.scheme.shots}-shot partition, but the server asks for ${shots} shots`);
     const cache = await FeatureCache.open(model.weights, { root: options.cache ?? config.cache, onWarning: options.log });
     const [data] = await loadClientData(model, dataset, partition, {
-      views: config.data.views, augmentSeed: config.data.augmentSeed, cache, onWarning: options.log, only: [options.data.client],
+      views: config.data.views, augmentSeed: runAugmentSeed(config.data.augmentSeed, seed), cache, onWarning: options.log, only: [options.data.client],
       tokens: methodOfCell(config, methodId).readsTokens === true,
     });
     const spec = cellSpecOf(datasetIdOf(options.data.dataset), backboneOf(config), shots, methodId, seed);
