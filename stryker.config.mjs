@@ -19,7 +19,7 @@ const shared = process.env.PFEDPROMPT_SHARED ?? path.resolve('..', 'shared');
 const endToEnd = 'every method runs end to end';
 const node = `PFEDPROMPT_SHARED='${shared}' node --test --test-concurrency=1 --test-reporter=dot`;
 const stages = [
-  ...['method-contracts', 'fedotp-transport', 'pfedmoap'].map((name) => `${node} dist/test/${name}.test.js`),
+  ...['visual-memory', 'method-contracts', 'fedotp-transport', 'pfedmoap'].map((name) => `${node} dist/test/${name}.test.js`),
   `${node} --test-name-pattern='^(?!${endToEnd}|<root>$)' dist/test/methods.test.js`,
   ...['method-behaviour', 'engine', 'prompt', 'fedotp', 'pfedmoap-clients', 'protocol'].map((name) => `${node} dist/test/${name}.test.js`),
   `${node} --test-name-pattern='^${endToEnd}' dist/test/methods.test.js`,

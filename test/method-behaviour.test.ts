@@ -191,9 +191,9 @@ test('local CoOp continues from its own context: round 2 trains from the context
   }
 });
 
-test('the engine trains every prompt learner (local CoOp included) and no training-free method: zero-shot CLIP and local Tip-Adapter only', () => {
+test('the engine trains every prompt learner (local CoOp included) and no training-free method: zero-shot CLIP, local Tip-Adapter and memory only', () => {
   const trainingFree = METHOD_IDS.filter((id) => !createMethod(id).trainsPrompt);
-  assert.deepEqual(trainingFree, ['zeroshot', 'local-tip-adapter']);
+  assert.deepEqual(trainingFree, ['zeroshot', 'local-tip-adapter', 'memory-only']);
 });
 
 test('participants: a seeded draw of max(1, round(f·N)) distinct clients per round, the same for the same seed and round, varying across rounds and seeds', () => {

@@ -222,10 +222,10 @@ test('PromptFL+FT\'s schedule is chosen on validation images only, the test uses
     close: async () => {},
   };
   const config = parseConfig({ model: 'm', data: { datasets: ['d'] } });
-  const choices = validationChoices(config, method);
+  const choices = validationChoices(config, method, 'promptfl-ft', 100);
   assert.equal(choices, method.choices!.candidates);
-  assert.deepEqual(validationChoices(config, createMethod('promptfl')), []);
-  assert.equal(validationChoices(config, createMethod('pfedprompt')).length, 16);
+  assert.deepEqual(validationChoices(config, createMethod('promptfl'), 'promptfl', 100), []);
+  assert.equal(validationChoices(config, createMethod('pfedprompt'), 'pfedprompt', 100).length, config.memorySearch.alpha.length * config.memorySearch.beta.length);
   assert.equal(selectionField(method), 'fineTuneSelection');
   assert.equal(selectionField(createMethod('pfedprompt')), 'memorySelection');
   const result = await runFederation(method, setup.settings.federation, executor, { participation: 1, seed: 6, choices, evaluateEachRound: false });

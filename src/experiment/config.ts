@@ -10,7 +10,9 @@ import YAML from 'yaml';
 import { z } from 'zod';
 import { SCORINGS, type Scoring } from '../federation/evaluation.js';
 import { FEDOTP_DEFAULTS } from '../methods/fedotp.js';
-import { METHOD_IDS } from '../methods/index.js';
+import { METHOD_IDS, type MethodId, type MethodOptions } from '../methods/index.js';
+import { TIP_ADAPTER_DEFAULTS } from '../methods/local-tip-adapter.js';
+import { MEMORY_QUERIES } from '../methods/visual-memory.js';
 import { FINE_TUNE_SHAPES } from '../methods/promptfl-ft.js';
 import { CLASS_TOKEN_POSITIONS } from '../prompt/coop-prompt.js';
 
@@ -29,12 +31,68 @@ const PartitionSchema = z.object({
   valShots: nonNegativeInt.optional(),
 }).strict();
 
+/** The visual memory's choices (src/methods/visual-memory.ts says what each means). */
 const MemorySchema = z.object({
-  space: z.enum(['spatial', 'embedding']).default('spatial'),
+  query: z.enum(MEMORY_QUERIES).default('pooled'),
   keys: z.enum(['prototypes', 'shots']).default('prototypes'),
   alpha: z.number().nonnegative().default(1),
   beta: z.number().nonnegative().default(5.5),
   inTraining: z.boolean().default(true),
+  leaveOneOut: z.boolean().default(true),
+  keyViews: nonNegativeInt.default(0),
+}).strict();
+
+/** Local Tip-Adapter as published: its defaults and its grid (src/methods/local-tip-adapter.ts). */
+const TipAdapterSchema = z.object({
+  alpha: z.number().nonnegative().default(TIP_ADAPTER_DEFAULTS.alpha),
+  beta: z.number().nonnegative().default(TIP_ADAPTER_DEFAULTS.beta),
+  views: positiveInt.default(TIP_ADAPTER_DEFAULTS.views),
+  searchScale: z.tuple([positive, positive]).default([...TIP_ADAPTER_DEFAULTS.searchScale]),
+  searchSteps: z.tuple([positiveInt, positiveInt]).default([...TIP_ADAPTER_DEFAULTS.searchSteps]),
+}).strict();
+
+const MethodOptionsSchema = z.object({
+  weighted: z.boolean().default(true),
+  fineTuneEpochs: positiveInt.optional(),
+  /** PromptFL+FT's candidate fine-tuning schedules, chosen on validation images (absent: DEFAULT_FINE_TUNES). */
+  fineTunes: z.array(z.object({
+    epochs: positiveInt.optional(),
+    shape: z.enum(FINE_TUNE_SHAPES),
+    lrScale: z.number().nonnegative().default(1),
+  }).strict()).min(1).optional(),
+  globalTokens: nonNegativeInt.optional(),
+  mu: z.number().nonnegative().default(0.5),
+  amp: z.object({ alphaK: positive.default(0.1), sigma: positive.default(1), lambda: z.number().nonnegative().default(1) }).strict().default({}),
+  memory: MemorySchema.default({}),
+  tipAdapter: TipAdapterSchema.default({}),
+  /** FedOTP's optimal transport; defaults from its scripts/fedotp_few_shot.sh (src/methods/fedotp.ts). */
+  fedotp: z.object({
+    transport: z.enum(['cot', 'sinkhorn']).default(FEDOTP_DEFAULTS.transport),
+    eps: positive.default(FEDOTP_DEFAULTS.eps),
+    thresh: z.number().nonnegative().default(FEDOTP_DEFAULTS.thresh),
+    maxIter: positiveInt.default(FEDOTP_DEFAULTS.maxIter),
+    topPercent: positive.max(1).default(FEDOTP_DEFAULTS.topPercent),
+    evalBatchSize: positiveInt.default(FEDOTP_DEFAULTS.evalBatchSize),
+  }).strict().default({}),
+  /** pFedMoAP (src/methods/pfedmoap.ts): experts counts the client's own. */
+  moap: z.object({
+    experts: positiveInt.default(10), gatingDim: positiveInt.default(128), heads: positiveInt.default(8),
+    lambda: z.number().nonnegative().default(0.5), scaling: positive.default(10), gatingLr: positive.default(0.01),
+  }).strict().default({}),
+}).strict();
+
+/**
+ * A method under a name of its own with some options changed, so one run can
+ * hold several pFedPrompts (`variants: { pfedprompt-shots: { method: pfedprompt,
+ * label: "pFedPrompt, shot keys", methodOptions: { memory: { keys: shots } } } }`,
+ * then `methods: [pfedprompt, pfedprompt-shots]`). Its options are the run's
+ * `methodOptions` with these fields replaced.
+ */
+const VariantSchema = z.object({
+  method: z.enum(METHOD_IDS),
+  /** Its name in tables (default: the method's, with the variant's name). */
+  label: z.string().min(1).optional(),
+  methodOptions: z.record(z.unknown()).default({}),
 }).strict();
 
 export const ConfigSchema = z.object({
@@ -64,7 +122,8 @@ export const ConfigSchema = z.object({
     /** Skip unreadable images with a warning instead of failing. */
     skipBad: z.boolean().default(false),
   }).strict(),
-  methods: z.array(z.enum(METHOD_IDS)).min(1).default(['zeroshot', 'local-coop', 'promptfl', 'promptfl-ft', 'promptper', 'promptprox', 'promptamp', 'pfedprompt']),
+  /** Methods by id, or by the name of a variant below. */
+  methods: z.array(z.string().min(1)).min(1).default(['zeroshot', 'local-coop', 'promptfl', 'promptfl-ft', 'promptper', 'promptprox', 'promptamp', 'pfedprompt']),
   seeds: z.array(nonNegativeInt).min(1).default([1, 2, 3]),
   federation: z.object({
     rounds: positiveInt.default(10),
@@ -98,38 +157,17 @@ export const ConfigSchema = z.object({
     position: z.enum(CLASS_TOKEN_POSITIONS as [string, ...string[]]).default('end'),
     classSpecific: z.boolean().default(false),
   }).strict().default({}),
-  methodOptions: z.object({
-    weighted: z.boolean().default(true),
-    fineTuneEpochs: positiveInt.optional(),
-    /** PromptFL+FT's candidate fine-tuning schedules, chosen on validation images (absent: DEFAULT_FINE_TUNES). */
-    fineTunes: z.array(z.object({
-      epochs: positiveInt.optional(),
-      shape: z.enum(FINE_TUNE_SHAPES),
-      lrScale: z.number().nonnegative().default(1),
-    }).strict()).min(1).optional(),
-    globalTokens: nonNegativeInt.optional(),
-    mu: z.number().nonnegative().default(0.5),
-    amp: z.object({ alphaK: positive.default(0.1), sigma: positive.default(1), lambda: z.number().nonnegative().default(1) }).strict().default({}),
-    memory: MemorySchema.default({}),
-    /** FedOTP's optimal transport; defaults from its scripts/fedotp_few_shot.sh (src/methods/fedotp.ts). */
-    fedotp: z.object({
-      transport: z.enum(['cot', 'sinkhorn']).default(FEDOTP_DEFAULTS.transport),
-      eps: positive.default(FEDOTP_DEFAULTS.eps),
-      thresh: z.number().nonnegative().default(FEDOTP_DEFAULTS.thresh),
-      maxIter: positiveInt.default(FEDOTP_DEFAULTS.maxIter),
-      topPercent: positive.max(1).default(FEDOTP_DEFAULTS.topPercent),
-      evalBatchSize: positiveInt.default(FEDOTP_DEFAULTS.evalBatchSize),
-    }).strict().default({}),
-    /** pFedMoAP (src/methods/pfedmoap.ts): experts counts the client's own. */
-    moap: z.object({
-      experts: positiveInt.default(10), gatingDim: positiveInt.default(128), heads: positiveInt.default(8),
-      lambda: z.number().nonnegative().default(0.5), scaling: positive.default(10), gatingLr: positive.default(0.01),
-    }).strict().default({}),
-  }).strict().default({}),
-  /** α and β tried for the visual memory on validation images after training (never test images); empty lists keep methodOptions.memory's. */
+  methodOptions: MethodOptionsSchema.default({}),
+  variants: z.record(VariantSchema).default({}),
+  /**
+   * α and β tried for the visual memory on validation images after training (never test images); empty lists
+   * keep methodOptions.memory's. α is given for CLIP's logit scale of 100 and, with `scaleAlpha`, multiplied by
+   * the model's exp(logit_scale)/100, so that the memory's weight relative to CLIP's logits is the same for any model.
+   */
   memorySearch: z.object({
-    alpha: z.array(z.number().nonnegative()).default([0.5, 1, 2, 5]),
+    alpha: z.array(z.number().nonnegative()).default([0.5, 1, 2, 5, 10, 20, 50, 100]),
     beta: z.array(z.number().nonnegative()).default([1, 3, 5.5, 10]),
+    scaleAlpha: z.boolean().default(true),
   }).strict().default({}),
   evaluation: z.object({
     scoring: z.enum(SCORINGS as [Scoring, ...Scoring[]]).default('all-classes'),
@@ -141,7 +179,20 @@ export const ConfigSchema = z.object({
   /** Feature cache root (default $PFEDPROMPT_CACHE or ~/.cache/pfedprompt/features). */
   cache: z.string().min(1).optional(),
   executionProviders: z.array(z.enum(['cpu', 'cuda'])).min(1).default(['cpu']),
-}).strict();
+}).strict().superRefine((config, ctx) => {
+  config.methods.forEach((name, i) => {
+    if (!(METHOD_IDS as readonly string[]).includes(name) && !(name in config.variants)) {
+      ctx.addIssue({ code: z.ZodIssueCode.custom, path: ['methods', i], message: `"${name}" is neither a method (${METHOD_IDS.join(', ')}) nor a variant (${Object.keys(config.variants).join(', ') || 'none defined'})` });
+    }
+  });
+  for (const [name, variant] of Object.entries(config.variants)) {
+    if ((METHOD_IDS as readonly string[]).includes(name)) ctx.addIssue({ code: z.ZodIssueCode.custom, path: ['variants', name], message: 'a variant cannot take a method\'s name' });
+    const merged = MethodOptionsSchema.safeParse(mergeOptions(config.methodOptions, variant.methodOptions));
+    if (!merged.success) {
+      for (const issue of merged.error.issues) ctx.addIssue({ ...issue, path: ['variants', name, 'methodOptions', ...issue.path] } as z.IssueData);
+    }
+  }
+});
 
 export type ExperimentConfig = z.infer<typeof ConfigSchema>;
 export type ConfigInput = z.input<typeof ConfigSchema>;
@@ -156,6 +207,36 @@ export function parseConfig(input: unknown, source = 'config'): ExperimentConfig
     return `${where}: ${issue.message}`;
   });
   throw new Error(`${source}: ${problems.join('; ')}`);
+}
+
+/** A method of the grid by the name the config lists it under: its id, options and name in tables. */
+export interface ResolvedMethod {
+  readonly id: MethodId;
+  readonly options: MethodOptions;
+  /** The variant's name, when it is one. */
+  readonly variant?: string;
+  /** The variant's label, when it gives one. */
+  readonly label?: string;
+}
+
+export function resolveMethod(config: ExperimentConfig, name: string): ResolvedMethod {
+  const base = config.methodOptions as MethodOptions;
+  if ((METHOD_IDS as readonly string[]).includes(name)) return { id: name as MethodId, options: base };
+  const variant = config.variants[name];
+  if (!variant) throw new Error(`"${name}" is neither a method nor a variant of the config`);
+  const options = MethodOptionsSchema.parse(mergeOptions(base as unknown as Record<string, unknown>, variant.methodOptions)) as MethodOptions;
+  return { id: variant.method, options, variant: name, ...(variant.label ? { label: variant.label } : {}) };
+}
+
+/** `over`'s fields replace `base`'s, groups merged field by field. */
+function mergeOptions(base: Record<string, unknown>, over: Record<string, unknown>): Record<string, unknown> {
+  const out: Record<string, unknown> = { ...base };
+  for (const [key, value] of Object.entries(over)) {
+    const under = out[key];
+    const isGroup = (v: unknown): v is Record<string, unknown> => typeof v === 'object' && v !== null && !Array.isArray(v);
+    out[key] = isGroup(value) && isGroup(under) ? mergeOptions(under, value) : value;
+  }
+  return out;
 }
 
 /** Reads a YAML or JSON config file (not yet validated: flags may still be merged in). Relative paths in it are relative to the file. */

@@ -30,13 +30,14 @@ import type { ClientSettings } from '../federation/client.js';
 import type { Choice, FederationSetup, Method, Tensors } from '../federation/method.js';
 import { writeSafetensors } from '../io/safetensors.js';
 import { writeFileAtomic } from '../io/atomic.js';
-import { createMethod, type MethodId, type MethodOptions } from '../methods/index.js';
+import { createMethod } from '../methods/index.js';
+import { tipAdapterGrid } from '../methods/local-tip-adapter.js';
 import { CoopPrompt, type PromptOptions } from '../prompt/coop-prompt.js';
 import { RESULTS_FORMAT, type CellResult, type ResultsFile } from '../report/results.js';
 import { writeReport } from '../report/index.js';
 import { loadClientData } from './client-features.js';
 import { CLIENT_WORKER_ENTRY, methodFromSpec, type MethodSpec } from './client-worker.js';
-import type { ExperimentConfig } from './config.js';
+import { resolveMethod, type ExperimentConfig } from './config.js';
 
 /** What a run reports as it goes; the command line draws it as progress bars. */
 export interface RunEvents {
@@ -51,7 +52,8 @@ export interface CellSpec {
   readonly id: string;
   readonly dataset: string;
   readonly shots: number;
-  readonly method: MethodId;
+  /** The method's id, or the name of a variant of it (config.variants). */
+  readonly method: string;
   readonly seed: number;
 }
 
@@ -64,7 +66,7 @@ export interface ExperimentOutput {
 const PROJECT_ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..', '..', '..'); // from dist/src/experiment
 
 /** A cell of the grid by its coordinates; its id names it in results and files. */
-export function cellSpecOf(datasetId: string, backbone: string, shots: number, method: MethodId, seed: number): CellSpec {
+export function cellSpecOf(datasetId: string, backbone: string, shots: number, method: string, seed: number): CellSpec {
   return { id: [datasetId, safeName(backbone), `${shots}shot`, method, `seed${seed}`].join('/'), dataset: datasetId, shots, method, seed };
 }
 
@@ -171,7 +173,7 @@ export interface PreparedCell {
 }
 
 export async function prepareCell(config: ExperimentConfig, spec: CellSpec, model: ClipModel, tokenizerDir: string, classnames: readonly string[], clients: number): Promise<PreparedCell> {
-  const method = createMethod(spec.method, config.methodOptions as MethodOptions);
+  const method = methodOfCell(config, spec.method);
   const promptOptions = { ...config.prompt, ...method.prompt } as PromptOptions;
   const prompt = new CoopPrompt(model, await sharedTokenizer(tokenizerDir), classnames, promptOptions);
   const federation: FederationSetup = {
@@ -206,7 +208,7 @@ async function runCell(
     modelPath: config.model,
     tokenizerDir,
     executionProviders: config.executionProviders,
-    method: { id: spec.method, options: config.methodOptions as MethodOptions },
+    method: methodSpecOf(config, spec.method),
     prompt,
     classnames: dataset.classnames,
     settings,
@@ -214,7 +216,7 @@ async function runCell(
   };
   const executor = await createExecutor(setup, methodFromSpec, { workers: config.federation.workers, pool, entry: CLIENT_WORKER_ENTRY });
   try {
-    return await runFederation(method, federation, executor, federationOptions(config, spec, log), onRound);
+    return await runFederation(method, federation, executor, federationOptions(config, spec, log, model.logitScale), onRound);
   } finally {
     await executor.close();
   }
@@ -222,7 +224,7 @@ async function runCell(
 
 /** Whether any method of the run reads spatial tokens, so that the clients' features must carry them. */
 export function readsTokens(config: ExperimentConfig): boolean {
-  return config.methods.some((id) => createMethod(id, config.methodOptions as MethodOptions).readsTokens === true);
+  return config.methods.some((name) => methodOfCell(config, name).readsTokens === true);
 }
 
 function withoutTokens(data: ClientData): ClientData {
@@ -230,12 +232,26 @@ function withoutTokens(data: ClientData): ClientData {
   return { ...data, train: data.train.map(strip), val: strip(data.val), test: strip(data.test) };
 }
 
-/** How the server side runs a cell, from the config. */
-export function federationOptions(config: ExperimentConfig, spec: CellSpec, log?: (message: string) => void): FederationOptions {
+/** The method a cell runs (a variant under its own id and label). */
+export function methodOfCell(config: ExperimentConfig, name: string): Method {
+  const resolved = resolveMethod(config, name);
+  const method = createMethod(resolved.id, resolved.options);
+  if (!resolved.variant) return method;
+  return { ...method, id: resolved.variant, label: resolved.label ?? `${method.label} (${resolved.variant})` };
+}
+
+/** How a client host builds the cell's method: the id and the options (a variant's merged in). */
+export function methodSpecOf(config: ExperimentConfig, name: string): MethodSpec {
+  const { id, options } = resolveMethod(config, name);
+  return { id, options };
+}
+
+/** How the server side runs a cell, from the config; `logitScale` is the model's exp(logit_scale), for the α grid. */
+export function federationOptions(config: ExperimentConfig, spec: CellSpec, log: ((message: string) => void) | undefined, logitScale: number): FederationOptions {
   return {
     participation: config.federation.participation,
     seed: spec.seed,
-    choices: validationChoices(config, createMethod(spec.method, config.methodOptions as MethodOptions)),
+    choices: validationChoices(config, methodOfCell(config, spec.method), spec.method, logitScale),
     evaluateEachRound: config.evaluation.eachRound,
     minClients: config.federation.minClients,
     timeoutSeconds: config.federation.timeoutSeconds,
@@ -244,9 +260,9 @@ export function federationOptions(config: ExperimentConfig, spec: CellSpec, log?
 }
 
 /** What the clients of a method with choices score on their validation images: the method's own candidates, else the memory grid. */
-export function validationChoices(config: ExperimentConfig, method: Method): readonly Choice[] {
+export function validationChoices(config: ExperimentConfig, method: Method, methodName: string, logitScale: number): readonly Choice[] {
   if (!method.choosesOnValidation) return [];
-  return method.choices?.candidates ?? memoryChoices(config);
+  return method.choices?.candidates ?? memoryChoices(config, methodName, logitScale);
 }
 
 /** The field of a cell's config that records what validation chose. */
@@ -254,9 +270,17 @@ export function selectionField(method: Method): string {
   return method.choices?.record ?? 'memorySelection';
 }
 
-/** The (α, β) grid of the memory search, each pair a choice the clients score on validation images. */
-export function memoryChoices(config: ExperimentConfig): { alpha: number; beta: number }[] {
-  return config.memorySearch.alpha.flatMap((alpha) => config.memorySearch.beta.map((beta) => ({ alpha, beta })));
+/**
+ * The (α, β) grid the clients of a cell score on their validation images: local Tip-Adapter's own grid, else
+ * memorySearch's. α is given for CLIP's logit scale of 100 and (memorySearch.scaleAlpha) multiplied by the
+ * model's exp(logit_scale)/100: the memory's logits then weigh the same against CLIP's for any model.
+ */
+export function memoryChoices(config: ExperimentConfig, methodName: string, logitScale: number): { alpha: number; beta: number }[] {
+  if (!(logitScale > 0)) throw new Error(`memory search: the model's logit scale must be positive, got ${logitScale}`);
+  const { id, options } = resolveMethod(config, methodName);
+  const grid = id === 'local-tip-adapter' ? tipAdapterGrid(options.tipAdapter) : config.memorySearch;
+  const scale = config.memorySearch.scaleAlpha ? logitScale / 100 : 1;
+  return grid.alpha.flatMap((alpha) => grid.beta.map((beta) => ({ alpha: alpha * scale, beta })));
 }
 
 export function partitionRequest(config: ExperimentConfig, shots: number): PartitionRequest {
@@ -271,10 +295,11 @@ export function partitionRequest(config: ExperimentConfig, shots: number): Parti
 
 /** What determines a cell's numbers: it is stored with the cell, and a rerun recomputes a cell whose config changed. */
 export function cellConfigOf(config: ExperimentConfig, spec: CellSpec, backbone: string, partition: Partition): Record<string, unknown> {
-  const { name: _name, output: _output, cache: _cache, methods: _methods, seeds: _seeds, data, federation, ...rest } = config;
+  const { name: _name, output: _output, cache: _cache, methods: _methods, seeds: _seeds, variants: _variants, methodOptions: _options, data, federation, ...rest } = config;
   const { workers: _workers, ...training } = federation; // parallel runs give the same numbers
   return {
     ...rest,
+    methodOptions: resolveMethod(config, spec.method).options, // a variant's own
     backbone,
     data: { ...data, datasets: undefined, shots: undefined, dataset: spec.dataset, datasetFingerprint: partition.dataset.fingerprint },
     federation: training,
@@ -291,7 +316,7 @@ function cellResult(
   const accuracies = federation.clients.map((c) => c.accuracy);
   const validated = federation.clients.map((c) => c.valAccuracy).filter((a) => !Number.isNaN(a));
   const m = mean(accuracies);
-  const method = createMethod(spec.method, config.methodOptions as MethodOptions);
+  const method = methodOfCell(config, spec.method);
   return {
     id: spec.id,
     method: spec.method,

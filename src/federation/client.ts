@@ -131,12 +131,23 @@ export class FederatedClient {
     const set = this.data[split];
     const personal = await this.store.load();
     const runtime = this.runtime('evaluate', this.settings.federation.rounds);
+    // CLIP's logits under one context are computed once, however many choices (α, β) add their personal logits to them.
+    let clip: { readonly context: Float32Array; readonly logits: Float32Array } | undefined;
+    const clipLogits = async (context: Float32Array): Promise<Float32Array> => {
+      if (clip?.context !== context) clip = { context, logits: predictLogits(set, await this.textFeatures(context), this.compute.model.logitScale) };
+      return clip.logits;
+    };
     const score = async (choice?: Choice): Promise<number> => {
       const predictor = this.method.client.predictor(runtime, download, personal, choice);
       if (!predictor.logits && !predictor.context) throw new Error(`${this.method.label} predicts with neither a context nor logits of its own`);
-      const logits = predictor.logits
-        ? await predictor.logits(set)
-        : predictLogits(set, await this.textFeatures(predictor.context!), this.compute.model.logitScale, predictor.personal);
+      let logits: Float32Array;
+      if (predictor.logits) {
+        logits = await predictor.logits(set);
+      } else {
+        const base = await clipLogits(predictor.context!);
+        logits = predictor.personal ? predictor.personal.logits(set) : base.slice();
+        if (predictor.personal) for (let i = 0; i < logits.length; i++) logits[i] += base[i];
+      }
       if (logits.length !== set.count * this.settings.numClasses) {
         throw new Error(`${this.method.label} predicted ${logits.length} logits for ${set.count} images × ${this.settings.numClasses} classes`);
       }

@@ -4,7 +4,7 @@
 import type { Method } from '../federation/method.js';
 import { fedOtp, FEDOTP_DEFAULTS, type FedOtpOptions } from './fedotp.js';
 import { localCoop } from './local-coop.js';
-import { localTipAdapter } from './local-tip-adapter.js';
+import { localTipAdapter, memoryOnly, TIP_ADAPTER_DEFAULTS, type TipAdapterOptions } from './local-tip-adapter.js';
 import { pFedMoAp, PFEDMOAP_DEFAULTS, type PFedMoApOptions } from './pfedmoap.js';
 import { pFedPrompt, PFEDPROMPT_DEFAULTS } from './pfedprompt.js';
 import { promptAmp, PROMPTAMP_DEFAULTS, type PromptAmpOptions } from './promptamp.js';
@@ -16,7 +16,7 @@ import type { MemoryOptions } from './visual-memory.js';
 import { zeroShot } from './zero-shot.js';
 
 export const METHOD_IDS = [
-  'zeroshot', 'local-coop', 'promptfl', 'promptfl-ft', 'promptper', 'promptprox', 'promptamp', 'pfedprompt', 'local-tip-adapter', 'fedotp', 'pfedmoap',
+  'zeroshot', 'local-coop', 'promptfl', 'promptfl-ft', 'promptper', 'promptprox', 'promptamp', 'pfedprompt', 'local-tip-adapter', 'memory-only', 'fedotp', 'pfedmoap',
 ] as const;
 export type MethodId = (typeof METHOD_IDS)[number];
 
@@ -33,8 +33,10 @@ export interface MethodOptions {
   /** PromptProx's μ. */
   readonly mu: number;
   readonly amp: PromptAmpOptions;
-  /** pFedPrompt's (and local Tip-Adapter's) visual memory. */
+  /** pFedPrompt's (and memory only's) visual memory. */
   readonly memory: MemoryOptions;
+  /** Local Tip-Adapter's options and grid. */
+  readonly tipAdapter: TipAdapterOptions;
   /** FedOTP's transport (its `weighted` is the one above). */
   readonly fedotp?: Omit<FedOtpOptions, 'weighted'>;
   /** pFedMoAP's experts and gating network (its `weighted` is the run's). */
@@ -46,6 +48,7 @@ export const DEFAULT_METHOD_OPTIONS: MethodOptions = {
   mu: PROMPTPROX_DEFAULTS.mu,
   amp: PROMPTAMP_DEFAULTS,
   memory: PFEDPROMPT_DEFAULTS.memory,
+  tipAdapter: TIP_ADAPTER_DEFAULTS,
   fedotp: (({ weighted: _weighted, ...transport }) => transport)(FEDOTP_DEFAULTS),
 };
 
@@ -60,7 +63,8 @@ export function createMethod(id: MethodId, options: MethodOptions = DEFAULT_METH
     case 'promptprox': return promptProx({ weighted, mu: options.mu });
     case 'promptamp': return promptAmp(options.amp);
     case 'pfedprompt': return pFedPrompt({ weighted, memory: options.memory });
-    case 'local-tip-adapter': return localTipAdapter(options.memory);
+    case 'local-tip-adapter': return localTipAdapter(options.tipAdapter);
+    case 'memory-only': return memoryOnly(options.memory);
     case 'fedotp': return fedOtp({ ...FEDOTP_DEFAULTS, ...options.fedotp, weighted });
     case 'pfedmoap': return pFedMoAp({ ...PFEDMOAP_DEFAULTS, ...options.moap, weighted });
   }

@@ -7,8 +7,11 @@
 //
 // trained with cross-entropy (the memory's term joins the training loss
 // unless `memory.inTraining` is off; it has no parameters, so only the
-// context learns). α and β are chosen after training by the clients' mean
-// validation accuracy, each client scoring the candidates with its own memory.
+// context learns). In training a training image is never its own key
+// (`memory.leaveOneOut`): the loss's memory is called per batch row, and the
+// rows index the client's training images. α and β are chosen after training
+// by the clients' mean validation accuracy, each client scoring the
+// candidates with its own memory.
 //
 // Trains: the shared context. Uploads: the context. Stays on the client: its
 // visual memory (keys from its images' features, its labels) and its images.
@@ -17,7 +20,7 @@
 
 import type { Method } from '../federation/method.js';
 import { promptFl } from './promptfl.js';
-import { DEFAULT_MEMORY, VisualMemory, type MemoryOptions } from './visual-memory.js';
+import { DEFAULT_MEMORY, memoryReadsTokens, VisualMemory, type MemoryOptions } from './visual-memory.js';
 
 export interface PFedPromptOptions {
   readonly weighted: boolean;
@@ -35,9 +38,10 @@ export function pFedPrompt(options: PFedPromptOptions = PFEDPROMPT_DEFAULTS): Me
     trains: 'one prompt context shared by all clients (the visual memory is built, not trained)',
     staysOnClient: 'its visual memory (features and labels of its own shots) and its images',
     choosesOnValidation: "the visual memory's α and β",
+    readsTokens: memoryReadsTokens(options.memory),
     client: {
       async fit(runtime, download) {
-        const memory = options.memory.inTraining ? VisualMemory.ofClient(runtime, options.memory) : undefined;
+        const memory = options.memory.inTraining ? VisualMemory.ofClient(runtime, options.memory).forTraining() : undefined;
         const result = await runtime.train(download.context, { personal: memory });
         return { upload: { context: result.context }, personal: {}, loss: result.meanLoss, steps: result.steps };
       },

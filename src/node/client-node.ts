@@ -15,7 +15,7 @@ import { readPartition, type Partition } from '../data/partition.js';
 import { createPartition } from '../data/partitioners/index.js';
 import { loadClientData } from '../experiment/client-features.js';
 import { parseConfig, type ExperimentConfig } from '../experiment/config.js';
-import { backboneOf, cellConfigOf, cellFileName, cellSpecOf, datasetIdOf, partitionRequest, prepareCell, selectionField, validationChoices, type CellSpec, type PreparedCell } from '../experiment/runner.js';
+import { backboneOf, cellConfigOf, cellFileName, cellSpecOf, datasetIdOf, methodOfCell, partitionRequest, prepareCell, selectionField, validationChoices, type CellSpec, type PreparedCell } from '../experiment/runner.js';
 import { runAugmentSeed } from '../features/augment.js';
 import { FeatureCache } from '../features/cache.js';
 import type { ClientData } from '../federation/client-data.js';
@@ -24,7 +24,6 @@ import { FederatedClient } from '../federation/client.js';
 import { checkUpload, participants } from '../federation/engine.js';
 import type { Choice, Tensors } from '../federation/method.js';
 import { CoopPrompt } from '../prompt/coop-prompt.js';
-import { createMethod, isMethodId, type MethodOptions } from '../methods/index.js';
 import { DiskStore } from './personal-store.js';
 
 export type NodeAsk = 'describe' | 'fit' | 'finish' | 'evaluate';
@@ -114,6 +113,8 @@ interface LoadedCell {
   readonly datasetLabel: string;
   /** Names and sizes of what the method's server half sends this client. */
   readonly downloadSizes: Readonly<Record<string, number>>;
+  /** The model's exp(logit_scale), which scales the memory's α grid. */
+  readonly logitScale: number;
 }
 
 export class ClientNode {
@@ -188,7 +189,7 @@ export class ClientNode {
       communicates: Object.keys(uploadSpec).length > 0,
       trainsPrompt: method.trainsPrompt,
       hasFinish: Boolean(method.client.finish),
-      memoryGrid: validationChoices(config, method),
+      memoryGrid: validationChoices(config, method, spec.method, cell.logitScale),
       selectionField: selectionField(method),
       evaluateEachRound: config.evaluation.eachRound,
       weighted: config.methodOptions.weighted,
@@ -213,7 +214,6 @@ export class ClientNode {
     const { options } = this;
     const { config, reported } = this.nodeConfig(request.runConfig);
     const { method: methodId, seed, shots } = request.cell;
-    if (!isMethodId(methodId)) throw new Error(`cell: unknown method "${methodId}"`);
     if (!config.methods.includes(methodId)) throw new Error(`cell: method "${methodId}" is not in the run's methods (${config.methods.join(', ')})`);
     if (!Number.isInteger(seed) || !Number.isInteger(shots) || shots < 1) throw new Error(`cell: seed and shots must be integers, got seed ${seed}, shots ${shots}`);
     this.model ??= sharedModel(options.model, { threads: options.threads });
@@ -228,7 +228,7 @@ export class ClientNode {
     const cache = await FeatureCache.open(model.weights, { root: options.cache ?? config.cache, onWarning: options.log });
     const [data] = await loadClientData(model, dataset, partition, {
       views: config.data.views, augmentSeed: runAugmentSeed(config.data.augmentSeed, seed), cache, onWarning: options.log, only: [options.data.client],
-      tokens: createMethod(methodId, config.methodOptions as MethodOptions).readsTokens === true,
+      tokens: methodOfCell(config, methodId).readsTokens === true,
     });
     const spec = cellSpecOf(datasetIdOf(options.data.dataset), backboneOf(config), shots, methodId, seed);
     const prepared = await prepareCell(config, spec, model, tokenizerDir, dataset.classnames, partition.clients.length);
@@ -239,7 +239,7 @@ export class ClientNode {
     const { server } = prepared.method;
     const download = server.download(server.initialState(prepared.federation), data.id, prepared.federation);
     const downloadSizes = Object.fromEntries(Object.entries(download).map(([name, t]) => [name, t.length]));
-    return { key, spec, config, reported, prepared, partition, data, client, datasetLabel: dataset.name, downloadSizes };
+    return { key, spec, config, reported, prepared, partition, data, client, datasetLabel: dataset.name, downloadSizes, logitScale: model.logitScale };
   }
 
   /** The run's config with this node's own paths (its model, tokenizer and data, never the server's), and as the run wrote it. */
