@@ -15,6 +15,7 @@ import { DEFAULT_METHOD_OPTIONS, METHOD_IDS, createMethod, isMethodId, type Meth
 import { FEDOTP_DEFAULTS } from '../src/methods/fedotp.js';
 import { promptAmp } from '../src/methods/promptamp.js';
 import { promptFl } from '../src/methods/promptfl.js';
+import { fineTuneRates, promptFlFineTuned } from '../src/methods/promptfl-ft.js';
 import { promptPer } from '../src/methods/promptper.js';
 import { promptProx } from '../src/methods/promptprox.js';
 import { HAND_PROMPT_WORDS } from '../src/methods/zero-shot.js';
@@ -253,4 +254,43 @@ test('zero-shot CLIP is the hand prompt "a photo of a {class}." at the end, unle
   assert.deepEqual(method.server.aggregate(server, [], setup), server);
   assert.deepEqual(method.client.predictor(fakeRuntime(setup, ramp(8, 0)), method.server.download(server, 0, setup), undefined).context, setup.initialContext);
   await assert.rejects(method.client.fit(fakeRuntime(setup, ramp(8, 0)), server, undefined), /zero-shot CLIP does not train/);
+});
+
+test('PromptFL+FT: one fine-tune per candidate from the global prompt, each with its own rates (the carried-on cosine knows the run\'s length); candidates as the clients score them; bad candidates and shapes refused by name', async () => {
+  const setup = setupOf(4);
+  const sgd = { lr: 0.002, momentum: 0.9, weightDecay: 5e-4, schedule: 'cosine' as const };
+  const rates: (readonly number[] | undefined)[] = [];
+  const runtime: ClientRuntime = {
+    ...fakeRuntime(setup, ramp(8, 7)),
+    schedule: () => ({ epochs: 5, batchSize: 32, sgd, learningRates: [0, 0, 0, 0, 0], seed: 1 }),
+    train: async (start, options): Promise<LocalTrainingResult> => {
+      rates.push(options?.learningRates);
+      return { context: Float32Array.from(start, (v) => v + rates.length), meanLoss: 0.5, steps: 1 };
+    },
+  };
+  const method = promptFlFineTuned({
+    weighted: true,
+    fineTunes: [{ shape: 'constant', lrScale: 0.1, epochs: 2 }, { shape: 'continued', lrScale: 1 }],
+  });
+  assert.deepEqual(method.choices?.candidates, [{ candidate: 0, epochs: 2, shape: 0, lrScale: 0.1 }, { candidate: 1, shape: 2, lrScale: 1 }]);
+  assert.deepEqual(promptFlFineTuned({ weighted: true, fineTuneEpochs: 3, fineTunes: [{ shape: 'cosine', lrScale: 1 }] }).choices?.candidates,
+    [{ candidate: 0, epochs: 3, shape: 1, lrScale: 1 }]);
+  const download = { context: ramp(8, 100) };
+  const personal = await method.client.finish!(runtime, download, undefined);
+  assert.deepEqual(Object.keys(personal).sort(), ['context/fine-tune-0', 'context/fine-tune-1']);
+  assert.deepEqual(rates[0], [0.0002, 0.0002]);
+  // Carried on past the run's rounds × local epochs = 10 epochs: the cosine rises again from 0.
+  assert.deepEqual(rates[1], Array.from({ length: 5 }, (_, e) => 0.5 * 0.002 * (1 + Math.cos((Math.PI * (10 + e)) / 10))));
+  assert.deepEqual(method.client.predictor(runtime, download, personal, { candidate: 1 }).context, personal['context/fine-tune-1']);
+  assert.deepEqual(method.client.predictor(runtime, download, personal).context, personal['context/fine-tune-0']);
+  assert.deepEqual(method.client.predictor(runtime, download, {}).context, download.context, 'before its finishing step a client predicts with the global prompt');
+  for (const bad of [-1, 0.5, 2]) {
+    assert.throws(() => method.client.predictor(runtime, download, personal, { candidate: bad }), new RegExp(`PromptFL\\+FT: no fine-tune candidate ${bad} \\(there are 2\\)`));
+  }
+  assert.throws(() => promptFlFineTuned({ weighted: true, fineTunes: [{ shape: 'sideways' as 'constant', lrScale: 1 }] }),
+    /PromptFL\+FT: unknown fine-tune shape "sideways" \(known: constant, cosine, continued\)/);
+  assert.throws(() => fineTuneRates({ shape: 'constant', lrScale: 1 }, 1.5, sgd, 10), /fine-tune epochs must be a non-negative integer, got 1.5/);
+  assert.throws(() => fineTuneRates({ shape: 'constant', lrScale: 1 }, -1, sgd, 10), /got -1/);
+  assert.throws(() => fineTuneRates({ shape: 'constant', lrScale: NaN }, 1, sgd, 10), /lrScale must be non-negative, got NaN/);
+  assert.deepEqual(fineTuneRates({ shape: 'constant', lrScale: 0 }, 0, sgd, 10), []);
 });
