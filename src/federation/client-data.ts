@@ -114,19 +114,26 @@ export function spatialPooler(weights: ClipWeights): (spatial: Float32Array, sha
   const beta = tensor(weights, 'visual.ln_post.bias', [vision.width]).data;
   return (spatial, [tokens, width]) => {
     const out = new Float32Array(width);
+    const normed = new Float64Array(width);
     for (let t = 1; t < tokens; t++) {
-      const row = spatial.subarray(t * width, (t + 1) * width);
-      let mean = 0;
-      for (let k = 0; k < width; k++) mean += row[k];
-      mean /= width;
-      let variance = 0;
-      for (let k = 0; k < width; k++) variance += (row[k] - mean) ** 2;
-      const inv = 1 / Math.sqrt(variance / width + layerNormEps);
-      for (let k = 0; k < width; k++) out[k] += (row[k] - mean) * inv * gamma[k] + beta[k];
+      lnPost(spatial.subarray(t * width, (t + 1) * width), gamma, beta, layerNormEps, normed);
+      for (let k = 0; k < width; k++) out[k] += normed[k];
     }
     for (let k = 0; k < width; k++) out[k] /= tokens - 1;
     return out;
   };
+}
+
+/** One ViT token through the tower's ln_post, into `out` (float64 where a caller sums tokens, float32 where it projects them). */
+function lnPost(row: Float32Array, gamma: Float32Array, beta: Float32Array, eps: number, out: Float32Array | Float64Array): void {
+  const width = row.length;
+  let mean = 0;
+  for (let k = 0; k < width; k++) mean += row[k];
+  mean /= width;
+  let variance = 0;
+  for (let k = 0; k < width; k++) variance += (row[k] - mean) ** 2;
+  const inv = 1 / Math.sqrt(variance / width + eps);
+  for (let k = 0; k < width; k++) out[k] = (row[k] - mean) * inv * gamma[k] + beta[k];
 }
 
 /** Rows `indices` of a feature set, in that order (and their spatial tokens [n, T, E], when the set has them). */
@@ -177,14 +184,7 @@ export function spatialTokenizer(weights: ClipWeights): { readonly tokenCount: n
         const out = new Float32Array((count - 1) * E);
         const normed = new Float32Array(W);
         for (let t = 1; t < count; t++) {
-          const row = spatial.subarray(t * W, (t + 1) * W);
-          let mean = 0;
-          for (let k = 0; k < W; k++) mean += row[k];
-          mean /= W;
-          let variance = 0;
-          for (let k = 0; k < W; k++) variance += (row[k] - mean) ** 2;
-          const inv = 1 / Math.sqrt(variance / W + layerNormEps);
-          for (let k = 0; k < W; k++) normed[k] = (row[k] - mean) * inv * gamma[k] + beta[k];
+          lnPost(spatial.subarray(t * W, (t + 1) * W), gamma, beta, layerNormEps, normed);
           const o = (t - 1) * E;
           for (let k = 0; k < W; k++) {
             const x = normed[k];
