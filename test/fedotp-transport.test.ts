@@ -14,21 +14,9 @@ import { readSafetensors, toFloat32 } from '../src/io/safetensors.js';
 import {
   checkFedOtpOptions, fedOtp, FEDOTP_DEFAULTS, transportLogits, transportLossGradients, transportPlans, unitRows, type FedOtpOptions,
 } from '../src/methods/fedotp.js';
-import { PROJECT_ROOT } from './shared.js';
+import { PROJECT_ROOT, relativeError } from './shared.js';
 
 const GOLDEN = path.join(PROJECT_ROOT, 'test', 'fixtures', 'fedotp', 'transport.safetensors');
-
-/** Largest |a − b| over the largest |b|. */
-function relativeError(a: ArrayLike<number>, b: ArrayLike<number>): number {
-  assert.equal(a.length, b.length);
-  let worst = 0;
-  let scale = 0;
-  for (let i = 0; i < a.length; i++) {
-    worst = Math.max(worst, Math.abs(a[i] - b[i]));
-    scale = Math.max(scale, Math.abs(b[i]));
-  }
-  return worst / scale;
-}
 
 test('transport plans and logits match FedOTP\'s GLP_OT.py (COT and Sinkhorn, iterations to the thresh stop or to max_iter)', async () => {
   const file = await readSafetensors(GOLDEN);

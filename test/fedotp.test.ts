@@ -18,20 +18,11 @@ import { FEDOTP_DEFAULTS, initialLocalContext, transportLogits, transportLossGra
 import { createMethod, DEFAULT_METHOD_OPTIONS } from '../src/methods/index.js';
 import { CoopPrompt } from '../src/prompt/coop-prompt.js';
 import { computeFor, hostSetup, localClients, methodWith, MODEL, noTraining, TOKENIZER, useShapesClients } from './method-fixture.js';
+import { relativeError } from './shared.js';
 import { CLASSNAMES } from './synthetic-dataset.js';
 
 const shapes = useShapesClients();
 
-/** Largest |a − b| over the largest |b|. */
-function relativeError(a: ArrayLike<number>, b: ArrayLike<number>): number {
-  let worst = 0;
-  let scale = 0;
-  for (let i = 0; i < a.length; i++) {
-    worst = Math.max(worst, Math.abs(a[i] - b[i]));
-    scale = Math.max(scale, Math.abs(b[i]));
-  }
-  return worst / scale;
-}
 const SEED = 7;
 
 

@@ -9,7 +9,7 @@ import { ClipTokenizer } from '../src/clip/tokenizer.js';
 import { readSafetensors, toFloat32, toTypedArray } from '../src/io/safetensors.js';
 import { CoopPrompt, type ClassTokenPosition } from '../src/prompt/coop-prompt.js';
 import { Sgd, learningRate } from '../src/prompt/sgd.js';
-import { fixture } from './shared.js';
+import { fixture, relativeError } from './shared.js';
 
 let model: ClipModel;
 let tokenizer: ClipTokenizer;
@@ -19,16 +19,6 @@ before(async () => {
 });
 after(() => model.release());
 
-function maxRelative(a: Float32Array, b: Float32Array): number {
-  let diff = 0;
-  let scale = 0;
-  for (let i = 0; i < a.length; i++) {
-    diff = Math.max(diff, Math.abs(a[i] - b[i]));
-    scale = Math.max(scale, Math.abs(b[i]));
-  }
-  return diff / scale;
-}
-
 test('unified context at the end: text features and d loss / d ctx match the PyTorch goldens', async () => {
   const goldens = await readSafetensors(fixture('clip', 'tiny-vit-hf', 'goldens.safetensors'));
   const get = (key: string): Float32Array => toFloat32(goldens.tensors.get(key)!);
@@ -37,7 +27,7 @@ test('unified context at the end: text features and d loss / d ctx match the PyT
   assert.equal(prompt.sharedPrefix, true);
   const ctx = get('coop.ctx');
   const texts = await model.encodeTextBatch(prompt.textBatch(ctx));
-  assert.ok(maxRelative(texts.data, get('coop.text_embeds')) < 1e-5);
+  assert.ok(relativeError(texts.data, get('coop.text_embeds')) < 1e-5);
 
   const { embeds } = await model.encodeImages(get('input.pixel_values'), 4);
   const labels = toTypedArray(goldens.tensors.get('coop.labels')!);
@@ -45,7 +35,7 @@ test('unified context at the end: text features and d loss / d ctx match the PyT
   for (let i = 0; i < 4; i++) targets[i * 3 + Number(labels[i])] = 1 / 4;
   const result = await model.promptLoss(prompt.textBatch(ctx), embeds, { shape: [4, 3], data: targets });
   const grad = prompt.contextGradient(result.prefixGrad.data, result.suffixGrad.data);
-  const relative = maxRelative(grad, get('coop.grad_ctx'));
+  const relative = relativeError(grad, get('coop.grad_ctx'));
   console.log(`coop grad_ctx through CoopPrompt: relative error ${relative.toExponential(2)}`);
   assert.ok(relative < 1e-5);
   assert.ok(Math.abs(result.loss - get('coop.loss')[0]) < 1e-5);
@@ -67,7 +57,7 @@ for (const position of ['end', 'middle', 'front'] as const) {
       const ours = await model.encodeTextBatch(prompt.textBatch(prompt.initialContext(0)));
       const tokens = tokenizer.tokenizeBatch(names.map(LITERAL[position]), 77);
       const reference = await model.encodeTokens(tokens.ids, tokens.count);
-      assert.ok(maxRelative(ours.data, reference.data) < 1e-5);
+      assert.ok(relativeError(ours.data, reference.data) < 1e-5);
     });
 
     test(`${position}, ${classSpecific ? 'class-specific' : 'unified'}: context gradient matches finite differences`, async () => {
