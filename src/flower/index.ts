@@ -29,3 +29,5 @@ export { FlowerVersionMismatchError, PINNED_FLOWER_VERSION, checkSuperLinkVersio
 export type { FlowerLogger } from './logger.js';
 export { silentLogger } from './logger.js';
 export { WebNodeKey, ecdsaRawToDer, spkiPem, webSha256Hex } from './web-crypto.js';
+export { CLOCK_PATH, measureClockOffset, offsetClock } from './server-clock.js';
+export type { ClockOptions } from './server-clock.js';
