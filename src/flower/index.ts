@@ -28,3 +28,4 @@ export { ApiErrorCode, NodeAuthenticationError, parseFlowerApiError } from './er
 export { FlowerVersionMismatchError, PINNED_FLOWER_VERSION, checkSuperLinkVersion, probeSuperLinkVersion } from './version.js';
 export type { FlowerLogger } from './logger.js';
 export { silentLogger } from './logger.js';
+export { WebNodeKey, ecdsaRawToDer, spkiPem, webSha256Hex } from './web-crypto.js';

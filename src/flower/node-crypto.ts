@@ -4,7 +4,7 @@ import { createHash, createPrivateKey, createPublicKey, generateKeyPairSync, sig
 import { readFile } from 'node:fs/promises';
 import { request } from 'node:https';
 import { writeFileAtomic } from '../io/atomic.js';
-import type { NodeSigner, Sha256Hex } from './crypto.js';
+import { openSshEcdsaPublicKey, type NodeSigner, type Sha256Hex } from './crypto.js';
 
 export const nodeSha256Hex: Sha256Hex = async (bytes) => createHash('sha256').update(bytes).digest('hex');
 
@@ -63,18 +63,7 @@ export class NodeKey implements NodeSigner {
 
   /** `ecdsa-sha2-nistpNNN <base64>`: RFC 5656's public key blob, for `flwr supernode register`. */
   openSshPublicKey(): string {
-    const jwk = createPublicKey(this.privateKey).export({ format: 'jwk' });
-    const curve = ({ 'P-256': 'nistp256', 'P-384': 'nistp384', 'P-521': 'nistp521' } as Record<string, string>)[jwk.crv ?? ''];
-    if (curve === undefined) throw new Error(`no OpenSSH name for curve ${jwk.crv}`);
-    const point = Buffer.concat([Buffer.from([4]), Buffer.from(jwk.x!, 'base64url'), Buffer.from(jwk.y!, 'base64url')]);
-    const sshString = (b: Buffer) => {
-      const len = Buffer.alloc(4);
-      len.writeUInt32BE(b.length);
-      return Buffer.concat([len, b]);
-    };
-    const type = `ecdsa-sha2-${curve}`;
-    const blob = Buffer.concat([sshString(Buffer.from(type)), sshString(Buffer.from(curve)), sshString(point)]);
-    return `${type} ${blob.toString('base64')}`;
+    return openSshEcdsaPublicKey(createPublicKey(this.privateKey).export({ format: 'jwk' }));
   }
 }
 
