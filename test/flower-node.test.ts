@@ -13,6 +13,7 @@ import {
   ArrayRecord, FleetNode, GrpcFleetTransport, HttpFleetTransport, MetricRecord, NodeKey, PINNED_FLOWER_VERSION, RecordDict,
   FlowerVersionMismatchError, NodeAuthenticationError, checkSuperLinkVersion, nodeSha256Hex, type IncomingMessage, type NdArray,
 } from '../src/flower/index.js';
+import { offsetClock } from '../src/flower/server-clock.js';
 
 const skip = skipReason();
 const ECHO_APP = path.join(PROJECT_ROOT, 'test', 'flower-apps', 'echo');
@@ -222,6 +223,27 @@ test('the same node over the HTTP Fleet API (flwr 1.42\'s default transport)', {
   } finally {
     await node.stop();
     await running.catch(() => undefined);
+    await link.dispose();
+  }
+});
+
+test('a node whose clock is an hour slow is refused ("Invalid timestamp"), and signs valid requests with its offset', { skip, timeout: 60_000 }, async () => {
+  const link = await SuperLink.start();
+  const slowClock = () => Date.now() - 3_600_000;
+  let current: ReturnType<typeof startNode> | undefined;
+  try {
+    current = startNode(link, NodeKey.ephemeral(), memoryLogger(), { now: () => new Date(slowClock()) });
+    await assert.rejects(current.running, (err: Error) => err instanceof NodeAuthenticationError && /Invalid timestamp/.test(err.message));
+    current = startNode(link, NodeKey.ephemeral(), memoryLogger(), { now: offsetClock(3_600_000, slowClock) });
+    const nodeId = await current.node.ready;
+    const result = await runEcho(link, { scenario: 'double' });
+    assertDoubled(result.results[0], nodeId);
+  } catch (err) {
+    if (current) console.error(current.logger.lines.join('\n'));
+    throw err;
+  } finally {
+    await current?.node.stop();
+    await current?.running.catch(() => undefined);
     await link.dispose();
   }
 });

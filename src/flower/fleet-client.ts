@@ -34,10 +34,12 @@ export class FleetClient {
     private readonly transport: FleetTransport,
     private readonly signer: NodeSigner,
     private readonly logger: FlowerLogger,
+    /** The clock the signed timestamp reads: the SuperLink's time where the local clock is off (a browser takes its offset from the gateway's /clock). */
+    private readonly now: () => Date = () => new Date(),
   ) {}
 
   private async metadata(): Promise<CallMetadata> {
-    const timestamp = flowerTimestamp();
+    const timestamp = flowerTimestamp(this.now());
     const signature = await this.signer.sign(new TextEncoder().encode(timestamp));
     return [
       [PUBLIC_KEY_HEADER, this.signer.publicKeyPem],

@@ -3,7 +3,7 @@
 // encodes and decodes the protobuf itself.
 import { readFileSync } from 'node:fs';
 import * as grpc from '@grpc/grpc-js';
-import { FleetCallError, type CallOptions, type CallResult, type FleetCallFailure, type FleetMethod, type FleetTransport } from './transport.js';
+import { FleetCallError, grpcStatusFailure, type CallOptions, type CallResult, type FleetMethod, type FleetTransport } from './transport.js';
 
 export interface GrpcTransportOptions {
   /** `host:port` of the SuperLink's Fleet API. */
@@ -47,7 +47,7 @@ export class GrpcFleetTransport implements FleetTransport {
         metadata, callOptions,
         (err, response) => {
           options.signal?.removeEventListener('abort', onAbort);
-          if (err) reject(new FleetCallError(method, failureOf(err.code), err.details || err.message, err.code));
+          if (err) reject(new FleetCallError(method, grpcStatusFailure(err.code), err.details || err.message, err.code));
           else resolve({ response: new Uint8Array(response!), trailers });
         },
       );
@@ -62,15 +62,5 @@ export class GrpcFleetTransport implements FleetTransport {
 
   close(): void {
     this.client.close();
-  }
-}
-
-function failureOf(code: grpc.status): FleetCallFailure {
-  switch (code) {
-    case grpc.status.UNAVAILABLE: return 'unavailable';
-    case grpc.status.DEADLINE_EXCEEDED: return 'deadline';
-    case grpc.status.UNAUTHENTICATED: return 'unauthenticated';
-    case grpc.status.CANCELLED: return 'aborted';
-    default: return 'rejected';
   }
 }

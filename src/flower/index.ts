@@ -17,7 +17,7 @@ export { decodeNpy, encodeNpy } from './npy.js';
 export type { NodeSigner, Sha256Hex } from './crypto.js';
 export { NodeKey, fetchTrusting, nodeSha256Hex } from './node-crypto.js';
 export type { CallMetadata, CallOptions, CallResult, FleetCallFailure, FleetMethod, FleetTransport } from './transport.js';
-export { FleetCallError } from './transport.js';
+export { FLEET_METHODS, FleetCallError, grpcStatusFailure, isFleetMethod } from './transport.js';
 export { GrpcFleetTransport } from './grpc-transport.js';
 export { HttpFleetTransport, fleetHttpPath } from './http-transport.js';
 export type { HttpTransportOptions } from './http-transport.js';
@@ -29,3 +29,7 @@ export { FlowerVersionMismatchError, PINNED_FLOWER_VERSION, checkSuperLinkVersio
 export type { FlowerLogger } from './logger.js';
 export { silentLogger } from './logger.js';
 export { WebNodeKey, ecdsaRawToDer, spkiPem, webSha256Hex } from './web-crypto.js';
+export { CLOCK_PATH, measureClockOffset, offsetClock } from './server-clock.js';
+export type { ClockOptions } from './server-clock.js';
+export { GatewayFleetTransport, FLEET_GATEWAY_PATH } from './gateway-transport.js';
+export type { GatewayTransportOptions } from './gateway-transport.js';

@@ -85,6 +85,12 @@ export interface FleetNodeOptions {
   /** Give up connecting after this long without success (default: never). */
   connectTimeoutMs?: number;
   chunkSize?: number;
+  /**
+   * The SuperLink's current time (default: the local clock). The SuperLink refuses a
+   * signature whose timestamp is more than 5 s ahead or 305 s behind its own clock, so a
+   * machine whose clock is off passes `() => new Date(Date.now() + offsetMs)`.
+   */
+  now?: () => Date;
 }
 
 type State = 'idle' | 'running' | 'stopping' | 'stopped';
@@ -94,6 +100,7 @@ export class FleetNode {
   private readonly codec: ObjectCodec;
   private readonly logger: FlowerLogger;
   private readonly heartbeatInterval: number;
+  private readonly now: () => Date;
   private readonly abort = new AbortController();
   private state: State = 'idle';
   private nodeIdValue: bigint | undefined;
@@ -106,7 +113,8 @@ export class FleetNode {
 
   constructor(private readonly options: FleetNodeOptions) {
     this.logger = options.logger ?? silentLogger;
-    this.client = new FleetClient(options.transport, options.signer, this.logger);
+    this.now = options.now ?? (() => new Date());
+    this.client = new FleetClient(options.transport, options.signer, this.logger, this.now);
     this.codec = new ObjectCodec(options.sha256, options.chunkSize ?? MAX_ARRAY_CHUNK_SIZE);
     this.heartbeatInterval = options.heartbeatInterval ?? HEARTBEAT_DEFAULT_INTERVAL;
     if (!(this.heartbeatInterval >= HEARTBEAT_MIN_INTERVAL && this.heartbeatInterval <= HEARTBEAT_MAX_INTERVAL)) {
@@ -333,7 +341,7 @@ export class FleetNode {
   }
 
   private async sendReply(to: MessageMetadata, reply: { content?: RecordDict; error?: MessageError }, runtime: number): Promise<void> {
-    const now = Date.now() / 1000;
+    const now = this.now().getTime() / 1000; // the SuperLink's time, as the message's it answers
     // As flwr's Message(reply_to=…): swap ends and tasks, keep run/group/type, and live no
     // longer than what is left of the instruction.
     const metadata: MessageMetadata = {

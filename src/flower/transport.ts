@@ -3,9 +3,15 @@
 // browser. A transport moves opaque protobuf bytes; it knows nothing of Flower.
 
 /** The Fleet service's methods (service flwr.proto.Fleet in flwr 1.42.0). */
-export type FleetMethod =
-  | 'RegisterNode' | 'ActivateNode' | 'DeactivateNode' | 'UnregisterNode' | 'SendNodeHeartbeat'
-  | 'PullMessages' | 'PushMessages' | 'GetRun' | 'GetFab' | 'PushObject' | 'PullObject' | 'ConfirmMessageReceived';
+export const FLEET_METHODS = [
+  'RegisterNode', 'ActivateNode', 'DeactivateNode', 'UnregisterNode', 'SendNodeHeartbeat',
+  'PullMessages', 'PushMessages', 'GetRun', 'GetFab', 'PushObject', 'PullObject', 'ConfirmMessageReceived',
+] as const;
+export type FleetMethod = (typeof FLEET_METHODS)[number];
+
+export function isFleetMethod(name: string): name is FleetMethod {
+  return (FLEET_METHODS as readonly string[]).includes(name);
+}
 
 /** Request metadata: gRPC keys ending in `-bin` carry bytes, all others ASCII text. */
 export type CallMetadata = Array<[key: string, value: string | Uint8Array]>;
@@ -51,5 +57,16 @@ export class FleetCallError extends Error {
   /** Failures that a later retry can cure. */
   get transient(): boolean {
     return this.failure === 'unavailable' || this.failure === 'deadline';
+  }
+}
+
+/** gRPC status codes as failures (the numbers are gRPC's, so browser code needs no gRPC library). */
+export function grpcStatusFailure(code: number): FleetCallFailure {
+  switch (code) {
+    case 14: return 'unavailable';     // UNAVAILABLE
+    case 4: return 'deadline';         // DEADLINE_EXCEEDED
+    case 16: return 'unauthenticated'; // UNAUTHENTICATED
+    case 1: return 'aborted';          // CANCELLED
+    default: return 'rejected';
   }
 }
