@@ -56,6 +56,8 @@ const TYPES: Readonly<Record<string, string>> = {
 export interface StaticSite {
   readonly folders: Readonly<Record<string, string>>;
   readonly pages?: Readonly<Record<string, string>>;
+  /** Exact paths → bytes made per request (a test counts requests). */
+  readonly dynamic?: Readonly<Record<string, () => Uint8Array>>;
   /** Send COOP/COEP (default true); false shows what a page gets without them. */
   readonly isolate?: boolean;
 }
@@ -74,6 +76,17 @@ export async function serveStatic(site: StaticSite): Promise<StaticServer> {
       res.setHeader('Cross-Origin-Resource-Policy', 'same-origin');
     }
     const url = decodeURIComponent(new URL(req.url ?? '/', 'http://x').pathname);
+    if (url === '/favicon.ico') {
+      res.writeHead(204);
+      res.end();
+      return;
+    }
+    const made = site.dynamic?.[url];
+    if (made) {
+      res.writeHead(200, { 'Content-Type': 'application/octet-stream' });
+      res.end(made());
+      return;
+    }
     const page = site.pages?.[url];
     if (page !== undefined) {
       res.writeHead(200, { 'Content-Type': TYPES[path.extname(url) || '.html'] ?? 'text/html; charset=utf-8' });
@@ -106,3 +119,17 @@ export async function serveStatic(site: StaticSite): Promise<StaticServer> {
 export const ORT_WEB_DIST = path.join(PROJECT_ROOT, 'node_modules', 'onnxruntime-web', 'dist');
 /** The compiled project (`npm run build`): its ES modules load in a browser as they are where they import nothing of Node. */
 export const DIST = path.join(PROJECT_ROOT, 'dist');
+
+/** Bundles browser entry points (TypeScript sources, by output name) into `outdir` with esbuild, as the page's build does. */
+export async function bundleForBrowser(entries: Readonly<Record<string, string>>, outdir: string): Promise<void> {
+  const esbuild = await import('esbuild');
+  await esbuild.build({
+    entryPoints: Object.entries(entries).map(([out, source]) => ({ out, in: path.join(PROJECT_ROOT, source) })),
+    outdir,
+    bundle: true,
+    format: 'esm',
+    platform: 'browser',
+    target: 'chrome120',
+    logLevel: 'silent',
+  });
+}
