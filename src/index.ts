@@ -5,7 +5,8 @@ export type { ClipConfig, ClipWeights, HostTensor, ModifiedResNetConfig, Preproc
 export { loadClip, expectedShapes } from './clip/checkpoint.js';
 export { ClipTokenizer } from './clip/tokenizer.js';
 export { decodeImage, preprocessImage, preprocessPixels } from './clip/preprocess.js';
-export { ClipModel, type ImageFeatures, type PromptLossResult, type RuntimeOptions, type TextBatch } from './clip/model.js';
+export { ClipModel, type ClipRuntime, type OnnxRuntime, type ImageFeatures, type PromptLossResult, type TextBatch } from './clip/model.js';
+export { loadClipModel, nodeRuntime, type RuntimeOptions } from './clip/node-runtime.js';
 export { cosineLogits, normalizeRows, softmaxRows } from './clip/similarity.js';
 export { verifyGoldens, type KeyError, type VerifyReport } from './clip/verify.js';
 export { readSafetensors, writeSafetensors } from './io/safetensors.js';

@@ -3,7 +3,8 @@
 
 import assert from 'node:assert/strict';
 import { after, before, test } from 'node:test';
-import { ClipModel } from '../src/clip/model.js';
+import { type ClipModel } from '../src/clip/model.js';
+import { loadClipModel } from '../src/clip/node-runtime.js';
 import { SeededRandom } from '../src/clip/random.js';
 import { ClipTokenizer } from '../src/clip/tokenizer.js';
 import { readSafetensors, toFloat32, toTypedArray } from '../src/io/safetensors.js';
@@ -14,7 +15,7 @@ import { fixture, relativeError } from './shared.js';
 let model: ClipModel;
 let tokenizer: ClipTokenizer;
 before(async () => {
-  model = await ClipModel.load(fixture('clip', 'tiny-vit-hf'));
+  model = await loadClipModel(fixture('clip', 'tiny-vit-hf'));
   tokenizer = await ClipTokenizer.fromDirectory(fixture('clip-tokenizer'));
 });
 after(() => model.release());

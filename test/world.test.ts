@@ -7,7 +7,7 @@ import { mkdtemp, readFile, rm } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { after, test } from 'node:test';
-import { ClipModel } from '../src/clip/model.js';
+import { loadClipModel } from '../src/clip/node-runtime.js';
 import { decodeImage, preprocessImage } from '../src/clip/preprocess.js';
 import { SeededRandom } from '../src/clip/random.js';
 import { ClipTokenizer } from '../src/clip/tokenizer.js';
@@ -106,7 +106,7 @@ test('a world dataset is an image folder with a split file the readers accept, a
 });
 
 test('the shipped world CLIP loads like a user checkpoint and recognises held-out colour–shape pairs zero-shot', async () => {
-  const model = await ClipModel.load(SHIPPED);
+  const model = await loadClipModel(SHIPPED);
   const tokenizer = await ClipTokenizer.fromDirectory(SHIPPED);
   const dir = await tempDir();
   // Fresh images (a seed pre-training never used) of all 48 classes, through the files and the reader a user's dataset goes through.

@@ -13,7 +13,8 @@
 import { createHash } from 'node:crypto';
 import os from 'node:os';
 import { Worker, isMainThread, parentPort, workerData } from 'node:worker_threads';
-import { ClipModel } from '../clip/model.js';
+import { type ClipModel } from '../clip/model.js';
+import { loadClipModel } from '../clip/node-runtime.js';
 import { ClipTokenizer } from '../clip/tokenizer.js';
 import { CoopPrompt, type PromptOptions } from '../prompt/coop-prompt.js';
 import type { ClientData } from './client-data.js';
@@ -78,7 +79,7 @@ const tokenizers = new Map<string, Promise<ClipTokenizer>>();
 export function sharedModel(modelPath: string, runtime: { threads?: number; executionProviders?: readonly string[] } = {}): Promise<ClipModel> {
   const key = JSON.stringify([modelPath, runtime.threads, runtime.executionProviders]);
   let m = models.get(key);
-  if (!m) models.set(key, (m = ClipModel.load(modelPath, { threads: runtime.threads, executionProviders: runtime.executionProviders })));
+  if (!m) models.set(key, (m = loadClipModel(modelPath, { threads: runtime.threads, executionProviders: runtime.executionProviders })));
   return m;
 }
 
