@@ -2,8 +2,10 @@
 // checkpoint → tokenizer and preprocessing → encoders and their gradients.
 
 export type { ClipConfig, ClipWeights, HostTensor, ModifiedResNetConfig, PreprocessConfig, TextTransformerConfig, VisionTransformerConfig } from './clip/weights.js';
-export { loadClip, expectedShapes } from './clip/checkpoint.js';
+export { expectedShapes, clipFromFiles, type ClipFiles } from './clip/checkpoint.js';
+export { loadClip } from './clip/checkpoint-file.js';
 export { ClipTokenizer } from './clip/tokenizer.js';
+export { loadTokenizer } from './clip/tokenizer-file.js';
 export { decodeImage, preprocessImage, preprocessPixels } from './clip/preprocess.js';
 export { ClipModel, type ClipRuntime, type OnnxRuntime, type ImageFeatures, type PromptLossResult, type TextBatch } from './clip/model.js';
 export { loadClipModel, nodeRuntime, type RuntimeOptions } from './clip/node-runtime.js';

@@ -6,7 +6,8 @@ import { after, before, test } from 'node:test';
 import { type ClipModel } from '../src/clip/model.js';
 import { loadClipModel } from '../src/clip/node-runtime.js';
 import { SeededRandom } from '../src/clip/random.js';
-import { ClipTokenizer } from '../src/clip/tokenizer.js';
+import { type ClipTokenizer } from '../src/clip/tokenizer.js';
+import { loadTokenizer } from '../src/clip/tokenizer-file.js';
 import { textTower } from '../src/federation/text-tower.js';
 import { CoopPrompt } from '../src/prompt/coop-prompt.js';
 import { fixture } from './shared.js';
@@ -15,7 +16,7 @@ let model: ClipModel;
 let tokenizer: ClipTokenizer;
 before(async () => {
   model = await loadClipModel(fixture('clip', 'tiny-vit-hf'));
-  tokenizer = await ClipTokenizer.fromDirectory(fixture('clip-tokenizer'));
+  tokenizer = await loadTokenizer(fixture('clip-tokenizer'));
 });
 after(() => model.release());
 

@@ -4,7 +4,7 @@
 
 import os from 'node:os';
 import * as ort from 'onnxruntime-node';
-import { loadClip } from './checkpoint.js';
+import { loadClip } from './checkpoint-file.js';
 import { ClipModel, type ClipRuntime } from './model.js';
 
 export interface RuntimeOptions {

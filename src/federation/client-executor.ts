@@ -15,7 +15,8 @@ import os from 'node:os';
 import { Worker, isMainThread, parentPort, workerData } from 'node:worker_threads';
 import { type ClipModel } from '../clip/model.js';
 import { loadClipModel } from '../clip/node-runtime.js';
-import { ClipTokenizer } from '../clip/tokenizer.js';
+import { type ClipTokenizer } from '../clip/tokenizer.js';
+import { loadTokenizer } from '../clip/tokenizer-file.js';
 import { CoopPrompt, type PromptOptions } from '../prompt/coop-prompt.js';
 import type { ClientData } from './client-data.js';
 import { FederatedClient, InMemoryStore, type ClientSettings, type EvaluateReply, type FitReply } from './client.js';
@@ -86,7 +87,7 @@ export function sharedModel(modelPath: string, runtime: { threads?: number; exec
 /** The tokenizer in `dir`, loaded once per thread. */
 export function sharedTokenizer(dir: string): Promise<ClipTokenizer> {
   let t = tokenizers.get(dir);
-  if (!t) tokenizers.set(dir, (t = ClipTokenizer.fromDirectory(dir)));
+  if (!t) tokenizers.set(dir, (t = loadTokenizer(dir)));
   return t;
 }
 

@@ -19,6 +19,7 @@ import { ClipModel } from '../clip/model.js';
 import { loadClipModel, nodeRuntime } from '../clip/node-runtime.js';
 import { preprocessPixels } from '../clip/preprocess.js';
 import { ClipTokenizer } from '../clip/tokenizer.js';
+import { loadTokenizer } from '../clip/tokenizer-file.js';
 import { CLIP_PREPROCESS, type ClipConfig, type ClipWeights } from '../clip/weights.js';
 import { EOT_MASK, PREFIX, SUFFIX } from '../clip/text-encoder.js';
 import { writeFileAtomic } from '../io/atomic.js';
@@ -305,7 +306,7 @@ export async function pretrainWorldClip(options: PretrainOptions): Promise<Pretr
 
   // Measured on what was written, through the loader every user goes through.
   const model = await loadClipModel(options.out, { threads: options.threads });
-  const shippedTokenizer = await ClipTokenizer.fromDirectory(options.out);
+  const shippedTokenizer = await loadTokenizer(options.out);
   const zeroShot = await zeroShotWorld(model, shippedTokenizer, { seed: seed + 1000, perClass: options.evalImagesPerClass });
   await model.release();
 
