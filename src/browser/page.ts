@@ -22,6 +22,8 @@ const worker = new Worker(new URL('./worker.js', import.meta.url), { type: 'modu
 const send = (message: PageToWorker, transfer: Transferable[] = []): void => worker.postMessage(message, transfer);
 let photos: PhotoFile[] = [];
 let joined = false;
+/** The last attempt to join failed: its error stays on screen after the Worker reports it left. */
+let failed = false;
 
 function log(text: string, error = false): void {
   const item = document.createElement('li');
@@ -130,11 +132,12 @@ worker.onmessage = (event: MessageEvent<WorkerToPage>) => {
       showProgress(m.progress);
       break;
     case 'left':
-      $('status').textContent = 'Left (key and memory kept in this browser)';
+      if (!failed) $('status').textContent = 'Left (key and memory kept in this browser)';
       log('left the federation');
       setJoined(false);
       break;
     case 'error':
+      failed = true;
       $('status').textContent = `Error: ${m.message}`;
       log(m.message, true);
       break;
@@ -146,6 +149,7 @@ worker.onerror = (event) => {
 };
 
 async function join(source: DataSource): Promise<void> {
+  failed = false;
   setJoined(true);
   localStorage.setItem(JOINED, '1');
   const storage = await NodeStorage.open();

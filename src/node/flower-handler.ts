@@ -9,7 +9,8 @@
 import type { IncomingMessage, MessageHandler } from '../flower/node.js';
 import { ArrayRecord, ConfigRecord, MetricRecord, RecordDict, float32Array, int, type NdArray } from '../flower/records.js';
 import type { Choice, Tensors } from '../federation/method.js';
-import { NODE_ASKS, type NodeAsk, type NodeReply, type NodeRequest } from './client-node.js';
+import { NODE_ASKS, type NodeAsk } from './asks.js';
+import type { NodeReply, NodeRequest } from './client-node.js';
 
 /** Flower message types each request may come as. */
 const MESSAGE_TYPES: Readonly<Record<NodeAsk, string>> = { describe: 'query', fit: 'train', finish: 'train', evaluate: 'evaluate' };
