@@ -9,6 +9,7 @@ import { registerNode } from './node.js';
 import { registerPartition } from './partition.js';
 import { registerReport } from './report.js';
 import { registerRun } from './run.js';
+import { registerServe } from './serve.js';
 import { registerTokenize } from './tokenize.js';
 import { registerVerify } from './verify.js';
 import { registerWorld } from './world.js';
@@ -31,6 +32,7 @@ registerReport(program);
 registerWorld(program);
 registerNode(program);
 registerFederate(program);
+registerServe(program);
 
 try {
   await program.parseAsync();
