@@ -19,6 +19,7 @@ import { performance } from 'node:perf_hooks';
 import { fileURLToPath } from 'node:url';
 import { Command, Option } from 'commander';
 import { ClipModel } from '../src/clip/model.js';
+import { nodeRuntime } from '../src/clip/node-runtime.js';
 import { CLIP_RN50, CLIP_VIT_B16, SeededRandom, randomClipWeights } from '../src/clip/random.js';
 import type { ClipWeights, HostTensor } from '../src/clip/weights.js';
 import { DISTURBED_SHARE, mb, median, startInterferenceMeter } from './measure.js';
@@ -163,7 +164,7 @@ async function runOurs(tasks: ReadonlySet<Task>, options: Options, promptIds: re
     // ViT-B/16's text tower is the CoOp benchmark's: one set of weights serves both.
     const weights = makeWeights('ViT-B/16', () => randomClipWeights(CLIP_VIT_B16, 16), results);
     results.rssAfter.push(['ViT-B/16 random weights', rss()]);
-    const model = new ClipModel(weights, runtime);
+    const model = new ClipModel(weights, nodeRuntime(runtime));
     if (tasks.has('vit')) {
       results.vit = await benchEncode(model, 'ViT-B/16', options.runs);
       results.rssAfter.push(['ViT-B/16 encoding', rss()]);
@@ -176,7 +177,7 @@ async function runOurs(tasks: ReadonlySet<Task>, options: Options, promptIds: re
   }
   if (tasks.has('rn')) {
     const weights = makeWeights('RN50', () => randomClipWeights(CLIP_RN50, 50), results);
-    const model = new ClipModel(weights, runtime);
+    const model = new ClipModel(weights, nodeRuntime(runtime));
     results.rn = await benchEncode(model, 'RN50', options.runs);
     results.rssAfter.push(['RN50 encoding', rss()]);
     await model.release();

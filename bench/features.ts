@@ -23,6 +23,7 @@ import { performance } from 'node:perf_hooks';
 import { Command } from 'commander';
 import sharp from 'sharp';
 import { ClipModel } from '../src/clip/model.js';
+import { nodeRuntime } from '../src/clip/node-runtime.js';
 import { decodeImage, preprocessPixels } from '../src/clip/preprocess.js';
 import { CLIP_VIT_B16, SeededRandom, randomClipWeights } from '../src/clip/random.js';
 import type { ImageItem } from '../src/data/dataset.js';
@@ -144,7 +145,7 @@ async function main(): Promise<void> {
     const fingerprint = modelFingerprint(weights);
     const fingerprintSeconds = (performance.now() - start) / 1000;
     log(`ViT-B/16 random weights in ${weightsSeconds.toFixed(1)} s; fingerprint ${fingerprint} in ${fingerprintSeconds.toFixed(2)} s`);
-    const model = new ClipModel(weights, { threads: options.threads });
+    const model = new ClipModel(weights, nodeRuntime({ threads: options.threads }));
     const R = model.config.vision.imageSize;
     const n = items.length;
     const batches = Math.ceil(n / options.batchSize);

@@ -2,10 +2,13 @@
 // checkpoint → tokenizer and preprocessing → encoders and their gradients.
 
 export type { ClipConfig, ClipWeights, HostTensor, ModifiedResNetConfig, PreprocessConfig, TextTransformerConfig, VisionTransformerConfig } from './clip/weights.js';
-export { loadClip, expectedShapes } from './clip/checkpoint.js';
+export { expectedShapes, clipFromFiles, type ClipFiles } from './clip/checkpoint.js';
+export { loadClip } from './clip/checkpoint-file.js';
 export { ClipTokenizer } from './clip/tokenizer.js';
+export { loadTokenizer } from './clip/tokenizer-file.js';
 export { decodeImage, preprocessImage, preprocessPixels } from './clip/preprocess.js';
-export { ClipModel, type ImageFeatures, type PromptLossResult, type RuntimeOptions, type TextBatch } from './clip/model.js';
+export { ClipModel, type ClipRuntime, type OnnxRuntime, type ImageFeatures, type PromptLossResult, type TextBatch } from './clip/model.js';
+export { loadClipModel, nodeRuntime, type RuntimeOptions } from './clip/node-runtime.js';
 export { cosineLogits, normalizeRows, softmaxRows } from './clip/similarity.js';
 export { verifyGoldens, type KeyError, type VerifyReport } from './clip/verify.js';
 export { readSafetensors, writeSafetensors } from './io/safetensors.js';

@@ -18,7 +18,8 @@ import {
   type SafetensorsEntry,
   type WritableTensor,
 } from '../src/io/safetensors.js';
-import { expectedShapes, loadClip } from '../src/clip/checkpoint.js';
+import { expectedShapes } from '../src/clip/checkpoint.js';
+import { loadClip } from '../src/clip/checkpoint-file.js';
 import { foldBatchNorm } from '../src/clip/modified-resnet.js';
 import type { ClipWeights, HostTensor } from '../src/clip/weights.js';
 

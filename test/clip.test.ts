@@ -3,7 +3,8 @@
 
 import assert from 'node:assert/strict';
 import { after, test } from 'node:test';
-import { ClipModel } from '../src/clip/model.js';
+import { type ClipModel } from '../src/clip/model.js';
+import { loadClipModel } from '../src/clip/node-runtime.js';
 import { verifyGoldens } from '../src/clip/verify.js';
 import { fixture } from './shared.js';
 
@@ -15,7 +16,7 @@ after(async () => Promise.all(models.map((m) => m.release())));
 
 for (const name of FIXTURES) {
   test(`${name}: every golden output and coop.grad_ctx within ${TOLERANCE} relative`, async () => {
-    const model = await ClipModel.load(fixture('clip', name));
+    const model = await loadClipModel(fixture('clip', name));
     models.push(model);
     const { errors, skipped } = await verifyGoldens(model, fixture('clip', name, 'goldens.safetensors'));
     assert.deepEqual(skipped, []);
@@ -31,7 +32,7 @@ for (const name of FIXTURES) {
 }
 
 test('text features do not depend on how texts are split into shared prefix and suffix', async () => {
-  const model = await ClipModel.load(fixture('clip', 'tiny-vit-openai'));
+  const model = await loadClipModel(fixture('clip', 'tiny-vit-openai'));
   models.push(model);
   // Three prompts sharing their first four tokens ("<start> a photo of").
   const rows = [

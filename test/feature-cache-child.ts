@@ -6,7 +6,7 @@
 
 import { readdirSync } from 'node:fs';
 import path from 'node:path';
-import { ClipModel } from '../src/clip/model.js';
+import { loadClipModel } from '../src/clip/node-runtime.js';
 import { FeatureCache } from '../src/features/cache.js';
 import { extractFeatures } from '../src/features/extract.js';
 
@@ -15,7 +15,7 @@ const items = readdirSync(imageDir)
   .filter((name) => /\.(png|jpg)$/.test(name))
   .sort()
   .map((name, label) => ({ path: path.join(imageDir, name), relativePath: name, label }));
-const model = await ClipModel.load(modelPath, { threads: 1 });
+const model = await loadClipModel(modelPath, { threads: 1 });
 const cache = await FeatureCache.open(model.weights, { root: cacheRoot, onWarning: (m) => console.error(`warning: ${m}`) });
 const result = await extractFeatures(model, items, {
   views: Number(views),

@@ -13,7 +13,8 @@ import path from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { fileURLToPath } from 'node:url';
 import sharp from 'sharp';
-import { ClipModel } from '../src/clip/model.js';
+import { type ClipModel } from '../src/clip/model.js';
+import { loadClipModel } from '../src/clip/node-runtime.js';
 import { CLIP_PREPROCESS } from '../src/clip/weights.js';
 import { decodeImage, preprocessCrop, preprocessImage, preprocessPixels } from '../src/clip/preprocess.js';
 import type { ImageItem } from '../src/data/dataset.js';
@@ -72,7 +73,7 @@ async function writeImages(dir: string, count: number): Promise<ImageItem[]> {
 }
 
 before(async () => {
-  model = await ClipModel.load(MODEL);
+  model = await loadClipModel(MODEL);
   const dir = path.join(work, 'images');
   mkdirSync(dir);
   items = await writeImages(dir, 12);
@@ -247,8 +248,8 @@ describe('feature cache', () => {
     assert.notEqual(featureKey(key, 0, 0), featureKey(key, 1, 0));
     assert.notEqual(featureKey(key, 1, 0), featureKey(key, 1, 1));
     assert.equal(featureKey(key, 0, 0), featureKey(key, 0, 5), 'view 0 does not depend on the augmentation seed');
-    assert.equal(modelFingerprint(model.weights), modelFingerprint((await ClipModel.load(MODEL)).weights));
-    assert.notEqual(modelFingerprint(model.weights), modelFingerprint((await ClipModel.load(fixture('clip', 'tiny-vit-openai'))).weights));
+    assert.equal(modelFingerprint(model.weights), modelFingerprint((await loadClipModel(MODEL)).weights));
+    assert.notEqual(modelFingerprint(model.weights), modelFingerprint((await loadClipModel(fixture('clip', 'tiny-vit-openai'))).weights));
   });
 
   test('cached features equal fresh ones; a second run computes nothing', async () => {

@@ -8,7 +8,7 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import { SeededRandom } from '../src/clip/random.js';
-import { ClipTokenizer } from '../src/clip/tokenizer.js';
+import { loadTokenizer } from '../src/clip/tokenizer-file.js';
 import { sharedModel } from '../src/federation/client-executor.js';
 import { emptyFeatureSet, type FeatureSet } from '../src/federation/client-data.js';
 import { federatedAverage, type ClientRuntime, type ClientUpload } from '../src/federation/method.js';
@@ -28,7 +28,7 @@ const SEED = 7;
 
 test('through the text tower: the gradient to each context matches finite differences with the plan held fixed', async () => {
   const model = await sharedModel(MODEL);
-  const tokenizer = await ClipTokenizer.fromDirectory(TOKENIZER);
+  const tokenizer = await loadTokenizer(TOKENIZER);
   const prompt = new CoopPrompt(model, tokenizer, ['dog', 'great crested newt', 'cat'], { contextLength: 4, position: 'end', classSpecific: false });
   const tower = textTower({ model, prompt });
   const C = tower.classes, E = tower.dim, M = 5, b = 3;

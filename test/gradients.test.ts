@@ -8,7 +8,8 @@ import * as ort from 'onnxruntime-node';
 import { gradients } from '../src/onnx/autodiff.js';
 import { Graph, type Value } from '../src/onnx/graph.js';
 import * as op from '../src/onnx/ops.js';
-import { ClipModel, type TextBatch } from '../src/clip/model.js';
+import { type ClipModel, type TextBatch } from '../src/clip/model.js';
+import { loadClipModel } from '../src/clip/node-runtime.js';
 import type { HostTensor } from '../src/clip/weights.js';
 import { fixture } from './shared.js';
 
@@ -122,7 +123,7 @@ const models: ClipModel[] = [];
 after(async () => Promise.all(models.map((m) => m.release())));
 
 async function promptFixture(): Promise<{ model: ClipModel; batch: TextBatch }> {
-  const model = await ClipModel.load(fixture('clip', 'tiny-vit-hf'));
+  const model = await loadClipModel(fixture('clip', 'tiny-vit-hf'));
   models.push(model);
   const rows = [
     [49406, 343, 343, 343, 343, 1929, 269, 49407],

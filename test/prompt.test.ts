@@ -3,9 +3,11 @@
 
 import assert from 'node:assert/strict';
 import { after, before, test } from 'node:test';
-import { ClipModel } from '../src/clip/model.js';
+import { type ClipModel } from '../src/clip/model.js';
+import { loadClipModel } from '../src/clip/node-runtime.js';
 import { SeededRandom } from '../src/clip/random.js';
-import { ClipTokenizer } from '../src/clip/tokenizer.js';
+import { type ClipTokenizer } from '../src/clip/tokenizer.js';
+import { loadTokenizer } from '../src/clip/tokenizer-file.js';
 import { readSafetensors, toFloat32, toTypedArray } from '../src/io/safetensors.js';
 import { CoopPrompt, type ClassTokenPosition } from '../src/prompt/coop-prompt.js';
 import { Sgd, learningRate } from '../src/prompt/sgd.js';
@@ -14,8 +16,8 @@ import { fixture, relativeError } from './shared.js';
 let model: ClipModel;
 let tokenizer: ClipTokenizer;
 before(async () => {
-  model = await ClipModel.load(fixture('clip', 'tiny-vit-hf'));
-  tokenizer = await ClipTokenizer.fromDirectory(fixture('clip-tokenizer'));
+  model = await loadClipModel(fixture('clip', 'tiny-vit-hf'));
+  tokenizer = await loadTokenizer(fixture('clip-tokenizer'));
 });
 after(() => model.release());
 

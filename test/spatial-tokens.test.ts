@@ -7,7 +7,8 @@
 import assert from 'node:assert/strict';
 import path from 'node:path';
 import { after, test } from 'node:test';
-import { ClipModel } from '../src/clip/model.js';
+import { type ClipModel } from '../src/clip/model.js';
+import { loadClipModel } from '../src/clip/node-runtime.js';
 import { FeatureSetBuilder, selectRows, spatialTokenizer } from '../src/federation/client-data.js';
 import { readSafetensors, toFloat32 } from '../src/io/safetensors.js';
 import { fixture, PROJECT_ROOT } from './shared.js';
@@ -18,7 +19,7 @@ after(async () => Promise.all(models.map((m) => m.release())));
 
 for (const name of ['tiny-rn-openai', 'tiny-vit-openai']) {
   test(`${name}: spatial tokens match FedOTP's image encoder (PyTorch golden) within 1e-5 relative`, async () => {
-    const model = await ClipModel.load(fixture('clip', name));
+    const model = await loadClipModel(fixture('clip', name));
     models.push(model);
     const inputs = await readSafetensors(fixture('clip', name, 'goldens.safetensors'));
     const pixels = inputs.tensors.get('input.pixel_values')!;
@@ -47,7 +48,7 @@ for (const name of ['tiny-rn-openai', 'tiny-vit-openai']) {
 }
 
 test('a spatial map of the wrong shape is refused, naming the shape expected', async () => {
-  const model = await ClipModel.load(fixture('clip', 'tiny-rn-openai'));
+  const model = await loadClipModel(fixture('clip', 'tiny-rn-openai'));
   models.push(model);
   assert.throws(() => spatialTokenizer(model.weights).tokens(new Float32Array(512 * 9), [512, 3, 3]), /must be \[512, 2, 2\]/);
 });

@@ -6,6 +6,7 @@ import { copyFile, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { ClipTokenizer, cleanText, htmlUnescape } from '../src/clip/tokenizer.js';
+import { loadTokenizer, tokenizerFromOpenAiBpe, tokenizerFromVocabJsonAndMergesTxt } from '../src/clip/tokenizer-file.js';
 import { fixture } from './shared.js';
 
 interface GoldenCase { text: string; ids: number[]; dataset?: string }
@@ -51,17 +52,17 @@ it('has the goldens it expects', () => {
 });
 
 const FORMS: { name: string; load: () => Promise<ClipTokenizer> }[] = [
-  { name: 'OpenAI bpe_simple_vocab_16e6.txt.gz', load: () => ClipTokenizer.fromOpenAiBpe(path.join(FIXTURES, 'bpe_simple_vocab_16e6.txt.gz')) },
+  { name: 'OpenAI bpe_simple_vocab_16e6.txt.gz', load: () => tokenizerFromOpenAiBpe(path.join(FIXTURES, 'bpe_simple_vocab_16e6.txt.gz')) },
   {
     name: 'Hugging Face vocab.json + merges.txt',
-    load: () => ClipTokenizer.fromVocabJsonAndMergesTxt(path.join(FIXTURES, 'vocab.json'), path.join(FIXTURES, 'merges.txt')),
+    load: () => tokenizerFromVocabJsonAndMergesTxt(path.join(FIXTURES, 'vocab.json'), path.join(FIXTURES, 'merges.txt')),
   },
   {
     name: 'Hugging Face tokenizer.json, merges as strings',
     load: async () => {
       const dir = await scratchDir('hf-strings');
       await writeTokenizerJson(dir, 'strings');
-      return ClipTokenizer.fromDirectory(dir);
+      return loadTokenizer(dir);
     },
   },
   {
@@ -69,7 +70,7 @@ const FORMS: { name: string; load: () => Promise<ClipTokenizer> }[] = [
     load: async () => {
       const dir = await scratchDir('hf-pairs');
       await writeTokenizerJson(dir, 'pairs');
-      return ClipTokenizer.fromDirectory(dir);
+      return loadTokenizer(dir);
     },
   },
 ];
@@ -107,21 +108,21 @@ describe('fromDirectory', () => {
   it('prefers tokenizer.json, then vocab.json + merges.txt, then the OpenAI file', async () => {
     const dir = await scratchDir('openai-only');
     await copyFile(path.join(FIXTURES, 'bpe_simple_vocab_16e6.txt.gz'), path.join(dir, 'bpe_simple_vocab_16e6.txt.gz'));
-    assert.deepEqual((await ClipTokenizer.fromDirectory(dir)).encode('a photo of a dog.'), [320, 1125, 539, 320, 1929, 269]);
+    assert.deepEqual((await loadTokenizer(dir)).encode('a photo of a dog.'), [320, 1125, 539, 320, 1929, 269]);
 
     // A broken vocab.json beside the gz proves the HF pair is chosen first.
     await writeFile(path.join(dir, 'vocab.json'), '{"not": "a vocabulary"');
     await writeFile(path.join(dir, 'merges.txt'), '#version: 0.2\n');
-    await assert.rejects(ClipTokenizer.fromDirectory(dir), /vocab\.json/);
+    await assert.rejects(loadTokenizer(dir), /vocab\.json/);
 
     await writeTokenizerJson(dir, 'strings');
-    assert.deepEqual((await ClipTokenizer.fromDirectory(dir)).encode('a photo of a dog.'), [320, 1125, 539, 320, 1929, 269]);
+    assert.deepEqual((await loadTokenizer(dir)).encode('a photo of a dog.'), [320, 1125, 539, 320, 1929, 269]);
   });
 
   it('names the directory and the files it looked for when none is there', async () => {
     const dir = await scratchDir('empty');
     await writeFile(path.join(dir, 'README.md'), 'nothing here');
-    await assert.rejects(ClipTokenizer.fromDirectory(dir), (error: Error) => {
+    await assert.rejects(loadTokenizer(dir), (error: Error) => {
       assert.ok(error.message.includes(dir), error.message);
       for (const name of ['tokenizer.json', 'vocab.json', 'merges.txt', 'bpe_simple_vocab_16e6.txt.gz']) {
         assert.ok(error.message.includes(name), `${name} missing from: ${error.message}`);
@@ -131,20 +132,20 @@ describe('fromDirectory', () => {
   });
 
   it('says when the directory does not exist', async () => {
-    await assert.rejects(ClipTokenizer.fromDirectory(path.join(scratch, 'nowhere')), /nowhere \(no such directory\)/);
+    await assert.rejects(loadTokenizer(path.join(scratch, 'nowhere')), /nowhere \(no such directory\)/);
   });
 
   it('says which half of the Hugging Face pair is missing', async () => {
     const dir = await scratchDir('half-pair');
     await copyFile(path.join(FIXTURES, 'vocab.json'), path.join(dir, 'vocab.json'));
-    await assert.rejects(ClipTokenizer.fromDirectory(dir), /found vocab\.json without merges\.txt/);
+    await assert.rejects(loadTokenizer(dir), /found vocab\.json without merges\.txt/);
   });
 
   it('names a corrupt vocab.json', async () => {
     const dir = await scratchDir('corrupt-vocab');
     await writeFile(path.join(dir, 'vocab.json'), '{"a": 0, "b": ');
     await copyFile(path.join(FIXTURES, 'merges.txt'), path.join(dir, 'merges.txt'));
-    await assert.rejects(ClipTokenizer.fromDirectory(dir), (error: Error) => {
+    await assert.rejects(loadTokenizer(dir), (error: Error) => {
       assert.ok(error.message.includes(path.join(dir, 'vocab.json')), error.message);
       assert.match(error.message, /not valid JSON/);
       return true;
@@ -155,7 +156,7 @@ describe('fromDirectory', () => {
     const dir = await scratchDir('small-vocab');
     await writeFile(path.join(dir, 'vocab.json'), JSON.stringify({ a: 0, '<|startoftext|>': 1, '<|endoftext|>': 2 }));
     await writeFile(path.join(dir, 'merges.txt'), '#version: 0.2\n');
-    await assert.rejects(ClipTokenizer.fromDirectory(dir), (error: Error) => {
+    await assert.rejects(loadTokenizer(dir), (error: Error) => {
       assert.ok(error.message.includes(path.join(dir, 'vocab.json')), error.message);
       assert.match(error.message, /lacks the byte symbol/);
       return true;
@@ -165,11 +166,11 @@ describe('fromDirectory', () => {
   it('names a corrupt gz and a malformed tokenizer.json', async () => {
     const gzDir = await scratchDir('corrupt-gz');
     await writeFile(path.join(gzDir, 'bpe_simple_vocab_16e6.txt.gz'), 'plain text, not gzip');
-    await assert.rejects(ClipTokenizer.fromDirectory(gzDir), /bpe_simple_vocab_16e6\.txt\.gz.*not a gzip file/);
+    await assert.rejects(loadTokenizer(gzDir), /bpe_simple_vocab_16e6\.txt\.gz.*not a gzip file/);
 
     const jsonDir = await scratchDir('corrupt-tokenizer-json');
     await writeFile(path.join(jsonDir, 'tokenizer.json'), JSON.stringify({ model: { type: 'WordPiece', vocab: {} } }));
-    await assert.rejects(ClipTokenizer.fromDirectory(jsonDir), /tokenizer\.json.*WordPiece/);
+    await assert.rejects(loadTokenizer(jsonDir), /tokenizer\.json.*WordPiece/);
   });
 });
 
@@ -208,7 +209,7 @@ describe('fromVocabAndMerges', () => {
 describe('tokenize', () => {
   let tokenizer: ClipTokenizer;
   before(async () => {
-    tokenizer = await ClipTokenizer.fromOpenAiBpe(path.join(FIXTURES, 'bpe_simple_vocab_16e6.txt.gz'));
+    tokenizer = await tokenizerFromOpenAiBpe(path.join(FIXTURES, 'bpe_simple_vocab_16e6.txt.gz'));
   });
 
   it('wraps ids in start/end tokens and zero pads to 77', () => {

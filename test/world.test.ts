@@ -7,10 +7,10 @@ import { mkdtemp, readFile, rm } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { after, test } from 'node:test';
-import { ClipModel } from '../src/clip/model.js';
+import { loadClipModel } from '../src/clip/node-runtime.js';
 import { decodeImage, preprocessImage } from '../src/clip/preprocess.js';
 import { SeededRandom } from '../src/clip/random.js';
-import { ClipTokenizer } from '../src/clip/tokenizer.js';
+import { loadTokenizer } from '../src/clip/tokenizer-file.js';
 import { readImageFolder } from '../src/data/image-folder.js';
 import { classify, zeroShotAccuracy } from '../src/pretrain/evaluate.js';
 import { readWorldDomains, worldClasses, worldExamples, writeWorldDataset } from '../src/world/datasets.js';
@@ -64,7 +64,7 @@ test('scenes: held-out pairs are excluded or required on request; captions say o
 });
 
 test('the shipped tokenizer reads every caption word and class name as whole tokens', async () => {
-  const tokenizer = await ClipTokenizer.fromDirectory(SHIPPED);
+  const tokenizer = await loadTokenizer(SHIPPED);
   assert.equal(tokenizer.endToken, tokenizer.vocabularySize - 1, 'end-of-text is the largest id (the text tower finds it by argmax)');
   const random = new SeededRandom(8);
   for (let i = 0; i < 300; i++) {
@@ -106,8 +106,8 @@ test('a world dataset is an image folder with a split file the readers accept, a
 });
 
 test('the shipped world CLIP loads like a user checkpoint and recognises held-out colour–shape pairs zero-shot', async () => {
-  const model = await ClipModel.load(SHIPPED);
-  const tokenizer = await ClipTokenizer.fromDirectory(SHIPPED);
+  const model = await loadClipModel(SHIPPED);
+  const tokenizer = await loadTokenizer(SHIPPED);
   const dir = await tempDir();
   // Fresh images (a seed pre-training never used) of all 48 classes, through the files and the reader a user's dataset goes through.
   await writeWorldDataset(dir, { seed: 777, perClass: { train: 1, val: 0, test: 6 } });

@@ -1,7 +1,7 @@
 import type { Command } from 'commander';
 import { InvalidArgumentError } from 'commander';
 import cliProgress from 'cli-progress';
-import { ClipModel } from '../clip/model.js';
+import { loadClipModel } from '../clip/node-runtime.js';
 import type { ImageItem } from '../data/dataset.js';
 import type { Dataset } from '../data/dataset.js';
 import { loadDataset } from '../data/load-dataset.js';
@@ -48,7 +48,7 @@ export function registerFeatures(program: Command): void {
       const dataset = await loadDataset(opts.dataset, { root: opts.root, skipBad: opts.skipBad });
       const partition = opts.partition ? await readPartition(opts.partition, dataset) : undefined;
       const images = partition ? partitionImages(partition, dataset) : dataset;
-      const model = await ClipModel.load(opts.model, { executionProviders: opts.ep });
+      const model = await loadClipModel(opts.model, { executionProviders: opts.ep });
       try {
         const cache = await FeatureCache.open(model.weights, { root: opts.cache, spatialDtype: opts.spatialDtype });
         const scope = partition ? ` (the ${partition.clients.length} clients of ${opts.partition})` : '';

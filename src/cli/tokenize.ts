@@ -1,5 +1,5 @@
 import type { Command } from 'commander';
-import { ClipTokenizer } from '../clip/tokenizer.js';
+import { loadTokenizer } from '../clip/tokenizer-file.js';
 import { positiveInt } from './options.js';
 
 export function registerTokenize(program: Command): void {
@@ -11,7 +11,7 @@ export function registerTokenize(program: Command): void {
     .option('--no-pad', 'print only the tokens, without the zero padding', true)
     .argument('<text...>', 'texts to tokenize')
     .action(async (texts: string[], opts: { tokenizer: string; contextLength?: number; pad: boolean }) => {
-      const tokenizer = await ClipTokenizer.fromDirectory(opts.tokenizer);
+      const tokenizer = await loadTokenizer(opts.tokenizer);
       for (const text of texts) {
         const ids = Array.from(tokenizer.tokenize(text, opts.contextLength ?? tokenizer.contextLength));
         const end = ids.indexOf(tokenizer.endToken) + 1;

@@ -1,5 +1,5 @@
 import type { Command } from 'commander';
-import { ClipModel } from '../clip/model.js';
+import { loadClipModel } from '../clip/node-runtime.js';
 import { verifyGoldens } from '../clip/verify.js';
 import { executionProviders, positiveNumber } from './options.js';
 
@@ -12,7 +12,7 @@ export function registerVerify(program: Command): void {
     .option('--tol <x>', 'largest relative error accepted (max |ours − ref| / max |ref|)', positiveNumber, 1e-4)
     .option('--ep <list>', 'execution providers, e.g. cuda,cpu', executionProviders, ['cpu'])
     .action(async (opts: { model: string; goldens: string; tol: number; ep: string[] }) => {
-      const model = await ClipModel.load(opts.model, { executionProviders: opts.ep });
+      const model = await loadClipModel(opts.model, { executionProviders: opts.ep });
       const { errors, skipped } = await verifyGoldens(model, opts.goldens);
       const width = Math.max(...errors.map((e) => e.key.length), 3);
       console.log(`${'key'.padEnd(width)}  ${'values'.padStart(7)}  ${'max abs'.padStart(9)}  ${'relative'.padStart(9)}`);

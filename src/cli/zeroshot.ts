@@ -1,10 +1,10 @@
 import type { Command } from 'commander';
 import { existsSync, statSync } from 'node:fs';
 import path from 'node:path';
-import { ClipModel } from '../clip/model.js';
+import { loadClipModel } from '../clip/node-runtime.js';
 import { preprocessImage } from '../clip/preprocess.js';
 import { cosineLogits, softmaxRows } from '../clip/similarity.js';
-import { ClipTokenizer } from '../clip/tokenizer.js';
+import { loadTokenizer } from '../clip/tokenizer-file.js';
 import { executionProviders, list, positiveInt } from './options.js';
 
 interface ZeroshotOptions {
@@ -30,8 +30,8 @@ export function registerZeroshot(program: Command): void {
     .action(async (images: string[], opts: ZeroshotOptions) => {
       if (!opts.template.includes('{}')) throw new Error(`--template "${opts.template}" has no {} for the class name`);
       const modelDir = existsSync(opts.model) && statSync(opts.model).isDirectory() ? opts.model : path.dirname(opts.model);
-      const tokenizer = await ClipTokenizer.fromDirectory(opts.tokenizer ?? modelDir);
-      const model = await ClipModel.load(opts.model, { executionProviders: opts.ep });
+      const tokenizer = await loadTokenizer(opts.tokenizer ?? modelDir);
+      const model = await loadClipModel(opts.model, { executionProviders: opts.ep });
 
       const prompts = opts.classes.map((c) => opts.template.replaceAll('{}', c));
       const tokens = tokenizer.tokenizeBatch(prompts, model.config.text.contextLength);

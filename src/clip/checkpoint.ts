@@ -11,8 +11,10 @@
 // Either way every tensor the architecture needs is then checked against
 // expectedShapes(config), and errors name the file and the tensor as the user's
 // file spells it.
-import { readFile, readdir, stat } from 'node:fs/promises';
-import path from 'node:path';
+//
+// This module works on files already in memory, so a browser can build the
+// model from what it fetched (clipFromFiles); checkpoint-file.ts finds and
+// reads the files on disk in Node.
 import {
   CLIP_PREPROCESS,
   type ClipConfig,
@@ -23,117 +25,45 @@ import {
   type TextTransformerConfig,
   type VisionTransformerConfig,
 } from './weights.js';
-import { isFloatDtype, readSafetensors, toFloat32, type SafetensorsEntry } from '../io/safetensors.js';
-
-const HF_CONFIG = 'config.json';
-const HF_WEIGHTS = 'model.safetensors';
-const HF_INDEX = 'model.safetensors.index.json';
-const HF_PREPROCESSOR = 'preprocessor_config.json';
-/** State-dict files to prefer when a folder without config.json holds several .safetensors files. */
-const STATE_DICT_NAMES = ['model.safetensors', 'open_clip_model.safetensors'];
+import { isFloatDtype, parseSafetensors, toFloat32, type SafetensorsEntry } from '../io/safetensors-format.js';
 
 const formatShape = (shape: readonly number[]): string => `[${shape.join(', ')}]`;
 
-/** Loads a CLIP checkpoint (Hugging Face folder, or OpenAI / open_clip .safetensors file or folder). */
-export async function loadClip(checkpointPath: string): Promise<ClipWeights> {
-  const stats = await stat(checkpointPath).catch(() => undefined);
-  if (!stats) throw new Error(`${checkpointPath}: no such file or directory`);
-  if (stats.isDirectory()) return loadDirectory(checkpointPath);
-  const base = path.basename(checkpointPath);
-  // Naming a Hugging Face folder's config or index file means the folder.
-  if (base === HF_CONFIG || base === HF_INDEX) return loadDirectory(path.dirname(checkpointPath));
-  if (!base.endsWith('.safetensors')) {
-    throw new Error(`${checkpointPath}: not a .safetensors file; pass a .safetensors state dict or a Hugging Face CLIPModel folder (convert .pt/.bin checkpoints to safetensors first)`);
-  }
-  return loadStateDictFile(checkpointPath);
-}
-
-async function loadDirectory(dir: string): Promise<ClipWeights> {
-  const names = new Set(await readdir(dir));
-  if (names.has(HF_CONFIG)) {
-    if (names.has(HF_WEIGHTS)) {
-      const weightsFile = path.join(dir, HF_WEIGHTS);
-      return loadHuggingFace(dir, await readSingleFile(weightsFile), dir);
-    }
-    if (names.has(HF_INDEX)) return loadHuggingFace(dir, await readShardedIndex(path.join(dir, HF_INDEX)), dir);
-    const legacy = ['pytorch_model.bin', 'tf_model.h5', 'flax_model.msgpack'].filter((n) => names.has(n));
-    throw new Error(
-      `${dir}: has ${HF_CONFIG} but neither ${HF_WEIGHTS} nor ${HF_INDEX}` +
-        (legacy.length ? ` (found ${legacy.join(', ')}: convert it to safetensors)` : ''),
-    );
-  }
-  const stateDicts = [...names].filter((n) => n.endsWith('.safetensors')).sort();
-  const chosen = STATE_DICT_NAMES.find((n) => names.has(n)) ?? (stateDicts.length === 1 ? stateDicts[0] : undefined);
-  if (chosen) return loadStateDictFile(path.join(dir, chosen), dir);
-  if (stateDicts.length > 1) {
-    throw new Error(`${dir}: holds several .safetensors files (${stateDicts.join(', ')}) and no ${HF_CONFIG}; pass the state-dict file itself`);
-  }
-  const unsupported = [...names].filter((n) => /\.(pt|pth|bin|ckpt)$/.test(n));
-  throw new Error(
-    `${dir}: no CLIP checkpoint found. Looked for a Hugging Face CLIPModel (${HF_CONFIG} with ${HF_WEIGHTS} or ${HF_INDEX}) ` +
-      `and for an OpenAI / open_clip state dict (one .safetensors file)` +
-      (unsupported.length ? `; found ${unsupported.join(', ')}: convert it to safetensors` : ''),
-  );
-}
-
-/** A .safetensors file: an OpenAI / open_clip state dict, unless its names are Hugging Face's and a config.json sits beside it. */
-async function loadStateDictFile(file: string, source: string = file): Promise<ClipWeights> {
-  const tensors = await readSingleFile(file);
-  if (looksLikeHuggingFace(tensors.entries)) {
-    const dir = path.dirname(file);
-    const hasConfig = await stat(path.join(dir, HF_CONFIG)).then(() => true, () => false);
-    if (!hasConfig) {
-      throw new Error(`${file}: holds Hugging Face CLIPModel tensors (vision_model.*, text_model.*) but there is no ${HF_CONFIG} beside it; pass the model's folder with its ${HF_CONFIG}`);
-    }
-    return loadHuggingFace(dir, tensors, source);
-  }
-  return loadOpenAi(tensors, source);
-}
-
-const looksLikeHuggingFace = (entries: ReadonlyMap<string, SafetensorsEntry>): boolean =>
+export const looksLikeHuggingFace = (entries: ReadonlyMap<string, SafetensorsEntry>): boolean =>
   [...entries.keys()].some((n) => n.startsWith('vision_model.') || n.startsWith('text_model.'));
+
+/** A CLIP checkpoint as files in memory, as a browser fetches them. */
+export interface ClipFiles {
+  /** One .safetensors file: a Hugging Face CLIPModel's model.safetensors, or an OpenAI / open_clip state dict. */
+  readonly weights: Uint8Array;
+  /** config.json, for a Hugging Face CLIPModel. */
+  readonly config?: Uint8Array | string;
+  /** preprocessor_config.json, when the model has one. */
+  readonly preprocessorConfig?: Uint8Array | string;
+  /** open_clip_config.json, when an open_clip state dict has one. */
+  readonly openClipConfig?: Uint8Array | string;
+}
+
+/** A CLIP from files in memory; `source` (e.g. the URL they came from) names them in errors. */
+export function clipFromFiles(files: ClipFiles, source: string): ClipWeights {
+  const at = (name: string): string => `${source.replace(/\/+$/, '')}/${name}`;
+  const json = (contents: Uint8Array | string | undefined, name: string): JsonFile | undefined =>
+    contents === undefined ? undefined : { label: at(name), json: parseJsonObject(typeof contents === 'string' ? contents : new TextDecoder().decode(contents), at(name)) };
+  const { tensors } = parseSafetensors(files.weights, at(files.config !== undefined ? 'model.safetensors' : 'weights.safetensors'));
+  const set: TensorSet = { label: at(files.config !== undefined ? 'model.safetensors' : 'weights.safetensors'), entries: tensors };
+  const config = json(files.config, 'config.json');
+  if (config) return huggingFaceClip(config, json(files.preprocessorConfig, 'preprocessor_config.json'), set, source);
+  if (looksLikeHuggingFace(tensors)) throw new Error(`${set.label}: holds Hugging Face CLIPModel tensors (vision_model.*, text_model.*) but no config.json was given`);
+  return openAiClip(set, source, json(files.openClipConfig, 'open_clip_config.json'));
+}
 
 // ---------------------------------------------------------------- tensor sets
 
 /** The tensors of a checkpoint, from one file or several shards. */
-interface TensorSet {
+export interface TensorSet {
   /** What to name when a tensor is missing: the weights file, or the shard index. */
   readonly label: string;
   readonly entries: ReadonlyMap<string, SafetensorsEntry>;
-}
-
-async function readSingleFile(file: string): Promise<TensorSet> {
-  const { tensors } = await readSafetensors(file);
-  return { label: file, entries: tensors };
-}
-
-/** A sharded checkpoint: `weight_map` names the shard file holding each tensor. */
-async function readShardedIndex(indexPath: string): Promise<TensorSet> {
-  const index = await readJsonObject(indexPath);
-  const weightMap = index['weight_map'];
-  if (!isObject(weightMap) || !Object.values(weightMap as object).every((v) => typeof v === 'string')) {
-    throw new Error(`${indexPath}: "weight_map" is not an object of tensor name → shard file`);
-  }
-  const tensorsOfShard = new Map<string, string[]>();
-  for (const [name, shard] of Object.entries(weightMap as Record<string, string>)) {
-    tensorsOfShard.set(shard, [...(tensorsOfShard.get(shard) ?? []), name]);
-  }
-  const dir = path.dirname(indexPath);
-  const entries = new Map<string, SafetensorsEntry>();
-  for (const [shard, names] of tensorsOfShard) {
-    const shardPath = path.join(dir, shard);
-    const exists = await stat(shardPath).then((s) => s.isFile(), () => false);
-    if (!exists) {
-      throw new Error(`${indexPath}: shard "${shard}" (holding "${names[0]}"${names.length > 1 ? ` and ${names.length - 1} more` : ''}) does not exist at ${shardPath}`);
-    }
-    const { tensors } = await readSafetensors(shardPath);
-    for (const name of names) {
-      const entry = tensors.get(name);
-      if (!entry) throw new Error(`${indexPath}: weight_map puts tensor "${name}" in ${shard}, but ${shardPath} has no such tensor`);
-      entries.set(name, entry);
-    }
-  }
-  return { label: indexPath, entries };
 }
 
 // ---------------------------------------------------------------- collecting canonical tensors
@@ -205,11 +135,18 @@ function concat(parts: readonly Float32Array[]): Float32Array {
 
 // ---------------------------------------------------------------- OpenAI / open_clip layout
 
-async function loadOpenAi(set: TensorSet, source: string): Promise<ClipWeights> {
+/** A JSON file's object, and what to call the file in errors. */
+export interface JsonFile {
+  readonly label: string;
+  readonly json: Record<string, unknown>;
+}
+
+/** An OpenAI / open_clip state dict; `openClipConfig`: the open_clip_config.json beside it, if any. */
+export function openAiClip(set: TensorSet, source: string, openClipConfig?: JsonFile): ClipWeights {
   // DDP checkpoints prefix every name with "module.".
   const prefix = [...set.entries.keys()].every((n) => n.startsWith('module.')) && set.entries.size > 0 ? 'module.' : '';
   const shapeOf = (name: string): readonly number[] | undefined => set.entries.get(prefix + name)?.shape;
-  await rejectOpenClipGelu(set.label);
+  if (openClipConfig) rejectOpenClipGelu(openClipConfig);
   const config = inferOpenAiConfig(shapeOf, [...set.entries.keys()].map((n) => n.slice(prefix.length)), set.label, prefix);
   const tensors = collectTensors(expectedShapes(config), (name) => ({ parts: [prefix + name], combine: 'copy' }), set);
   return { config, preprocess: CLIP_PREPROCESS(config.vision.imageSize), source, tensors };
@@ -220,11 +157,7 @@ async function loadOpenAi(set: TensorSet, source: string): Promise<ClipWeights> 
  * (LAION's are mostly trained with exact GELU). The state dict cannot tell, so
  * read open_clip_config.json when it sits beside the weights.
  */
-async function rejectOpenClipGelu(weightsFile: string): Promise<void> {
-  const configPath = path.join(path.dirname(weightsFile), 'open_clip_config.json');
-  const exists = await stat(configPath).then(() => true, () => false);
-  if (!exists) return;
-  const config = await readJsonObject(configPath);
+function rejectOpenClipGelu({ label: configPath, json: config }: JsonFile): void {
   const modelConfig = isObject(config['model_cfg']) ? (config['model_cfg'] as Record<string, unknown>) : config;
   if (modelConfig['quick_gelu'] !== true) {
     throw new Error(`${configPath}: this open_clip model uses exact GELU (no "quick_gelu": true in model_cfg); only QuickGELU models are supported for now, as the graphs implement x·σ(1.702x)`);
@@ -299,9 +232,10 @@ function inferOpenAiConfig(
 
 // ---------------------------------------------------------------- Hugging Face CLIPModel layout
 
-async function loadHuggingFace(dir: string, set: TensorSet, source: string): Promise<ClipWeights> {
-  const config = await readHuggingFaceConfig(path.join(dir, HF_CONFIG));
-  const preprocess = await readPreprocessConfig(path.join(dir, HF_PREPROCESSOR), config.vision.imageSize);
+/** A Hugging Face CLIPModel: its config.json, its preprocessor_config.json if any, its tensors. */
+export function huggingFaceClip(configFile: JsonFile, preprocessorFile: JsonFile | undefined, set: TensorSet, source: string): ClipWeights {
+  const config = huggingFaceConfig(configFile);
+  const preprocess = preprocessConfigOf(preprocessorFile, config.vision.imageSize);
   const tensors = collectTensors(expectedShapes(config), huggingFaceRecipe, set);
   return { config, preprocess, source, tensors };
 }
@@ -381,8 +315,7 @@ const HF_VISION_DEFAULTS = {
 };
 const HF_PROJECTION_DIM_DEFAULT = 512;
 
-async function readHuggingFaceConfig(configPath: string): Promise<ClipConfig> {
-  const json = await readJsonObject(configPath);
+function huggingFaceConfig({ label: configPath, json }: JsonFile): ClipConfig {
   const fail = (message: string): never => {
     throw new Error(`${configPath}: ${message}`);
   };
@@ -453,10 +386,9 @@ async function readHuggingFaceConfig(configPath: string): Promise<ClipConfig> {
  * embeddings fix it); a config that disagrees is scaled to it, keeping its
  * resize-to-crop ratio and its mean and std.
  */
-async function readPreprocessConfig(configPath: string, imageSize: number): Promise<PreprocessConfig> {
-  const exists = await stat(configPath).then(() => true, () => false);
-  if (!exists) return CLIP_PREPROCESS(imageSize);
-  const json = await readJsonObject(configPath);
+function preprocessConfigOf(file: JsonFile | undefined, imageSize: number): PreprocessConfig {
+  if (!file) return CLIP_PREPROCESS(imageSize);
+  const { label: configPath, json } = file;
   const fail = (message: string): never => {
     throw new Error(`${configPath}: ${message}`);
   };
@@ -590,16 +522,10 @@ function addModifiedResNet(add: AddShape, vision: ModifiedResNetConfig, embedDim
 
 // ---------------------------------------------------------------- small helpers
 
-const isObject = (v: unknown): boolean => typeof v === 'object' && v !== null && !Array.isArray(v);
+export const isObject = (v: unknown): boolean => typeof v === 'object' && v !== null && !Array.isArray(v);
 
-async function readJsonObject(file: string): Promise<Record<string, unknown>> {
-  let text: string;
-  try {
-    text = await readFile(file, 'utf8');
-  } catch (err) {
-    if ((err as NodeJS.ErrnoException).code === 'ENOENT') throw new Error(`${file}: no such file`);
-    throw err;
-  }
+/** A JSON object from a file's text; errors name `file`. */
+export function parseJsonObject(text: string, file: string): Record<string, unknown> {
   let value: unknown;
   try {
     value = JSON.parse(text);

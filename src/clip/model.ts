@@ -1,21 +1,28 @@
 // A frozen CLIP running on onnxruntime: image and text encoders, and the
 // gradients of the text tower with respect to its input embeddings. Graphs
 // are built from the weights on first use and kept for the model's lifetime.
+// The runtime is given, not imported: onnxruntime-node in Node
+// (src/clip/node-runtime.ts), onnxruntime-web in a browser; both speak
+// onnxruntime-common's API, which is all this module uses.
 
-import os from 'node:os';
-import * as ort from 'onnxruntime-node';
+import type { InferenceSession, Tensor } from 'onnxruntime-common';
 import type { Graph } from '../onnx/graph.js';
-import { loadClip } from './checkpoint.js';
 import { buildModifiedResNet } from './modified-resnet.js';
 import { EOT_MASK, PREFIX, SUFFIX, buildPromptLoss, buildTextEncoder, buildTextVjp } from './text-encoder.js';
 import { buildVisionTransformer } from './vision-transformer.js';
 import { tensor, type ClipConfig, type ClipWeights, type HostTensor, type PreprocessConfig } from './weights.js';
 
-export interface RuntimeOptions {
-  /** onnxruntime execution providers, e.g. ['cuda', 'cpu']. Default: ['cpu']. */
-  readonly executionProviders?: readonly string[];
-  /** Threads per operator; default: every core. */
-  readonly threads?: number;
+/** The part of an onnxruntime package (onnxruntime-node or onnxruntime-web) a ClipModel uses. */
+export interface OnnxRuntime {
+  readonly InferenceSession: { create(model: Uint8Array, options?: InferenceSession.SessionOptions): Promise<InferenceSession> };
+  readonly Tensor: typeof Tensor;
+}
+
+/** The runtime a ClipModel computes with, and the options of every session it creates. */
+export interface ClipRuntime {
+  readonly ort: OnnxRuntime;
+  /** Execution providers, threads, …: what only one runtime knows (default: the runtime's own). */
+  readonly sessionOptions?: InferenceSession.SessionOptions;
 }
 
 /**
@@ -45,16 +52,15 @@ export interface PromptLossResult {
   readonly suffixGrad: HostTensor; // [C, S, W]
 }
 
-const host = (t: ort.Tensor): HostTensor => ({ shape: t.dims.map(Number), data: t.data as Float32Array });
-const feed = (t: HostTensor): ort.Tensor => new ort.Tensor('float32', t.data, t.shape as number[]);
+const host = (t: Tensor): HostTensor => ({ shape: t.dims.map(Number), data: t.data as Float32Array });
 
 export class ClipModel {
-  private readonly sessions = new Map<string, Promise<ort.InferenceSession>>();
+  private readonly sessions = new Map<string, Promise<InferenceSession>>();
 
-  constructor(readonly weights: ClipWeights, private readonly runtime: RuntimeOptions = {}) {}
+  constructor(readonly weights: ClipWeights, readonly runtime: ClipRuntime) {}
 
-  static async load(path: string, runtime: RuntimeOptions = {}): Promise<ClipModel> {
-    return new ClipModel(await loadClip(path), runtime);
+  private feed(t: HostTensor): Tensor {
+    return new this.runtime.ort.Tensor('float32', t.data, t.shape as number[]);
   }
 
   get config(): ClipConfig {
@@ -69,16 +75,10 @@ export class ClipModel {
     return Math.exp(tensor(this.weights, 'logit_scale').data[0]);
   }
 
-  private session(key: string, build: () => Graph): Promise<ort.InferenceSession> {
+  private session(key: string, build: () => Graph): Promise<InferenceSession> {
     let s = this.sessions.get(key);
     if (!s) {
-      const threads = this.runtime.threads ?? os.availableParallelism();
-      s = ort.InferenceSession.create(build().encode(), {
-        executionProviders: [...(this.runtime.executionProviders ?? ['cpu'])],
-        graphOptimizationLevel: 'all',
-        intraOpNumThreads: threads,
-        interOpNumThreads: 1,
-      });
+      s = this.runtime.ort.InferenceSession.create(build().encode(), { graphOptimizationLevel: 'all', ...this.runtime.sessionOptions });
       this.sessions.set(key, s);
     }
     return s;
@@ -90,7 +90,7 @@ export class ClipModel {
     if (pixels.length !== count * 3 * R * R) throw new Error(`encodeImages: expected ${count}×3×${R}×${R} values, got ${pixels.length}`);
     const vit = this.config.vision.kind === 'vit';
     const s = await this.session('vision', () => (vit ? buildVisionTransformer(this.weights) : buildModifiedResNet(this.weights)));
-    const out = await s.run({ pixel_values: new ort.Tensor('float32', pixels, [count, 3, R, R]) });
+    const out = await s.run({ pixel_values: new this.runtime.ort.Tensor('float32', pixels, [count, 3, R, R]) });
     return { embeds: host(out.image_embeds), spatial: host(out[vit ? 'vision_tokens' : 'vision_feature_map']) };
   }
 
@@ -141,14 +141,14 @@ export class ClipModel {
     };
   }
 
-  private textFeeds(batch: TextBatch): Record<string, ort.Tensor> {
+  private textFeeds(batch: TextBatch): Record<string, Tensor> {
     const [C, S] = batch.suffix.shape;
     const mask = new Float32Array(C * S);
     batch.eotIndex.forEach((e, c) => {
       if (e < 0 || e >= S) throw new Error(`end-of-text index ${e} of text ${c} is outside its suffix of ${S} tokens`);
       mask[c * S + e] = 1;
     });
-    return { [PREFIX]: feed(batch.prefix), [SUFFIX]: feed(batch.suffix), [EOT_MASK]: new ort.Tensor('float32', mask, [C, S]) };
+    return { [PREFIX]: this.feed(batch.prefix), [SUFFIX]: this.feed(batch.suffix), [EOT_MASK]: new this.runtime.ort.Tensor('float32', mask, [C, S]) };
   }
 
   /** Projected end-of-text features [C, E], not normalised. */
@@ -165,7 +165,7 @@ export class ClipModel {
   /** ∂loss/∂prefix and ∂loss/∂suffix given ∂loss/∂text_embeds [C, E]. */
   async textVjp(batch: TextBatch, textEmbedsGrad: HostTensor): Promise<{ textEmbeds: HostTensor; prefixGrad: HostTensor; suffixGrad: HostTensor }> {
     const s = await this.session('text-vjp', () => buildTextVjp(this.weights));
-    const out = await s.run({ ...this.textFeeds(batch), text_embeds_grad: feed(textEmbedsGrad) });
+    const out = await s.run({ ...this.textFeeds(batch), text_embeds_grad: this.feed(textEmbedsGrad) });
     return { textEmbeds: host(out.text_embeds), prefixGrad: host(out.prefix_grad), suffixGrad: host(out.suffix_grad) };
   }
 
@@ -179,7 +179,7 @@ export class ClipModel {
     const [B] = imageEmbeds.shape;
     const C = batch.suffix.shape[0];
     const bias = logitBias ?? { shape: [B, C], data: new Float32Array(B * C) };
-    const out = await s.run({ ...this.textFeeds(batch), image_embeds: feed(imageEmbeds), targets: feed(targets), logit_bias: feed(bias) });
+    const out = await s.run({ ...this.textFeeds(batch), image_embeds: this.feed(imageEmbeds), targets: this.feed(targets), logit_bias: this.feed(bias) });
     return {
       loss: (out.loss.data as Float32Array)[0],
       logits: host(out.logits),

@@ -9,14 +9,9 @@
  *
  * The vocabulary can come from any of the three forms CLIP is shipped in:
  * Hugging Face `tokenizer.json`, Hugging Face `vocab.json` + `merges.txt`, or
- * OpenAI's `bpe_simple_vocab_16e6.txt.gz`.
+ * OpenAI's `bpe_simple_vocab_16e6.txt.gz`. This module takes the files'
+ * text (a browser fetches them); tokenizer-file.ts reads them from disk.
  */
-import { readFile, stat } from 'node:fs/promises';
-import path from 'node:path';
-import { promisify } from 'node:util';
-import { gunzip } from 'node:zlib';
-
-const gunzipAsync = promisify(gunzip);
 
 const START_OF_TEXT = '<|startoftext|>';
 const END_OF_TEXT = '<|endoftext|>';
@@ -243,43 +238,18 @@ export function htmlUnescape(text: string): string {
 
 export type MergePair = readonly [string, string];
 
-/** The files `fromDirectory` looks for, in order of preference. */
-const TOKENIZER_JSON = 'tokenizer.json';
-const HF_VOCAB = 'vocab.json';
-const HF_MERGES = 'merges.txt';
-const OPENAI_BPE = 'bpe_simple_vocab_16e6.txt.gz';
-
 /** Runs `work`, naming `file` in any error it throws. */
-async function blamingFile<T>(file: string, work: () => T | Promise<T>): Promise<T> {
+export function blamingFile<T>(file: string, work: () => T): T {
   try {
-    return await work();
+    return work();
   } catch (error) {
     throw new Error(`Invalid CLIP tokenizer file ${file}: ${(error as Error).message}`, { cause: error });
   }
 }
 
-/** Reads a file and parses its contents, naming the file in any error. */
-async function parseFile<T>(file: string, parse: (contents: Buffer) => T | Promise<T>): Promise<T> {
-  let contents: Buffer;
+function parseJson(text: string): unknown {
   try {
-    contents = await readFile(file);
-  } catch (error) {
-    throw new Error(`Cannot read CLIP tokenizer file ${file}: ${(error as Error).message}`, { cause: error });
-  }
-  return blamingFile(file, () => parse(contents));
-}
-
-async function isFile(file: string): Promise<boolean> {
-  return (await stat(file).catch(() => undefined))?.isFile() ?? false;
-}
-
-async function isDirectory(dir: string): Promise<boolean> {
-  return (await stat(dir).catch(() => undefined))?.isDirectory() ?? false;
-}
-
-function parseJson(contents: Buffer): unknown {
-  try {
-    return JSON.parse(contents.toString('utf8'));
+    return JSON.parse(text);
   } catch (error) {
     throw new Error(`not valid JSON (${(error as Error).message})`);
   }
@@ -418,52 +388,25 @@ export class ClipTokenizer {
     this.resetPieceCache();
   }
 
-  /**
-   * Loads the vocabulary from the first form found in `dir`: `tokenizer.json`,
-   * then `vocab.json` + `merges.txt`, then `bpe_simple_vocab_16e6.txt.gz`.
-   */
-  static async fromDirectory(dir: string): Promise<ClipTokenizer> {
-    const at = (name: string): string => path.join(dir, name);
-    if (await isFile(at(TOKENIZER_JSON))) return ClipTokenizer.fromTokenizerJson(at(TOKENIZER_JSON));
-    const [hasVocab, hasMerges] = await Promise.all([isFile(at(HF_VOCAB)), isFile(at(HF_MERGES))]);
-    if (hasVocab && hasMerges) return ClipTokenizer.fromVocabJsonAndMergesTxt(at(HF_VOCAB), at(HF_MERGES));
-    if (await isFile(at(OPENAI_BPE))) return ClipTokenizer.fromOpenAiBpe(at(OPENAI_BPE));
-    const why = !(await isDirectory(dir))
-      ? ' (no such directory)'
-      : hasVocab !== hasMerges
-        ? ` (found ${hasVocab ? HF_VOCAB : HF_MERGES} without ${hasVocab ? HF_MERGES : HF_VOCAB})`
-        : '';
-    throw new Error(
-      `No CLIP tokenizer files in ${dir}${why}: looked for ${TOKENIZER_JSON}, ` +
-        `${HF_VOCAB} + ${HF_MERGES}, or ${OPENAI_BPE}`,
-    );
-  }
-
-  /** Hugging Face tokenizers `tokenizer.json` (merges as "a b" strings or ["a", "b"] pairs). */
-  static async fromTokenizerJson(file: string): Promise<ClipTokenizer> {
-    return parseFile(file, (contents) => {
-      const { vocabulary, merges } = parseTokenizerJson(parseJson(contents));
+  /** Hugging Face tokenizers `tokenizer.json`, its text (merges as "a b" strings or ["a", "b"] pairs); `file` names it in errors. */
+  static fromTokenizerJsonText(text: string, file = 'tokenizer.json'): ClipTokenizer {
+    return blamingFile(file, () => {
+      const { vocabulary, merges } = parseTokenizerJson(parseJson(text));
       return new ClipTokenizer(vocabulary, merges);
     });
   }
 
-  /** Hugging Face slow-tokenizer files. Errors name whichever file is at fault. */
-  static async fromVocabJsonAndMergesTxt(vocabFile: string, mergesFile: string): Promise<ClipTokenizer> {
-    const vocabulary = await parseFile(vocabFile, (contents) => vocabularyFromJson(parseJson(contents), 'the vocabulary'));
-    const merges = await parseFile(mergesFile, (contents) => parseMergesText(contents.toString('utf8')));
+  /** Hugging Face slow-tokenizer files' text. Errors name whichever file is at fault. */
+  static fromVocabJsonAndMergesText(vocabText: string, mergesText: string, vocabFile = 'vocab.json', mergesFile = 'merges.txt'): ClipTokenizer {
+    const vocabulary = blamingFile(vocabFile, () => vocabularyFromJson(parseJson(vocabText), 'the vocabulary'));
+    const merges = blamingFile(mergesFile, () => parseMergesText(mergesText));
     // Each file parsed; whether they fit together is on the pair.
     return blamingFile(`${vocabFile} (with ${mergesFile})`, () => new ClipTokenizer(vocabulary, merges));
   }
 
-  /** OpenAI's gzipped `bpe_simple_vocab_16e6.txt.gz`. */
-  static async fromOpenAiBpe(file: string): Promise<ClipTokenizer> {
-    return parseFile(file, async (contents) => {
-      let text: string;
-      try {
-        text = (await gunzipAsync(contents)).toString('utf8');
-      } catch (error) {
-        throw new Error(`not a gzip file (${(error as Error).message})`);
-      }
+  /** OpenAI's `bpe_simple_vocab_16e6.txt`, already un-gzipped. */
+  static fromOpenAiBpeText(text: string, file = 'bpe_simple_vocab_16e6.txt'): ClipTokenizer {
+    return blamingFile(file, () => {
       const { vocabulary, merges } = parseOpenAiBpe(text);
       return new ClipTokenizer(vocabulary, merges);
     });

@@ -13,8 +13,10 @@
 import { createHash } from 'node:crypto';
 import os from 'node:os';
 import { Worker, isMainThread, parentPort, workerData } from 'node:worker_threads';
-import { ClipModel } from '../clip/model.js';
-import { ClipTokenizer } from '../clip/tokenizer.js';
+import { type ClipModel } from '../clip/model.js';
+import { loadClipModel } from '../clip/node-runtime.js';
+import { type ClipTokenizer } from '../clip/tokenizer.js';
+import { loadTokenizer } from '../clip/tokenizer-file.js';
 import { CoopPrompt, type PromptOptions } from '../prompt/coop-prompt.js';
 import type { ClientData } from './client-data.js';
 import { FederatedClient, InMemoryStore, type ClientSettings, type EvaluateReply, type FitReply } from './client.js';
@@ -78,14 +80,14 @@ const tokenizers = new Map<string, Promise<ClipTokenizer>>();
 export function sharedModel(modelPath: string, runtime: { threads?: number; executionProviders?: readonly string[] } = {}): Promise<ClipModel> {
   const key = JSON.stringify([modelPath, runtime.threads, runtime.executionProviders]);
   let m = models.get(key);
-  if (!m) models.set(key, (m = ClipModel.load(modelPath, { threads: runtime.threads, executionProviders: runtime.executionProviders })));
+  if (!m) models.set(key, (m = loadClipModel(modelPath, { threads: runtime.threads, executionProviders: runtime.executionProviders })));
   return m;
 }
 
 /** The tokenizer in `dir`, loaded once per thread. */
 export function sharedTokenizer(dir: string): Promise<ClipTokenizer> {
   let t = tokenizers.get(dir);
-  if (!t) tokenizers.set(dir, (t = ClipTokenizer.fromDirectory(dir)));
+  if (!t) tokenizers.set(dir, (t = loadTokenizer(dir)));
   return t;
 }
 

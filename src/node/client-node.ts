@@ -26,8 +26,9 @@ import type { Choice, Tensors } from '../federation/method.js';
 import { CoopPrompt } from '../prompt/coop-prompt.js';
 import { DiskStore } from './personal-store.js';
 
-export type NodeAsk = 'describe' | 'fit' | 'finish' | 'evaluate';
-export const NODE_ASKS: readonly NodeAsk[] = ['describe', 'fit', 'finish', 'evaluate'];
+import { NODE_ASKS, type NodeAsk } from './asks.js';
+
+export { NODE_ASKS, type NodeAsk };
 
 /** A message from the ServerApp, as flower/PROTOCOL.md describes it, already taken out of its transport. */
 export interface NodeRequest {

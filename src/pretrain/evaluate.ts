@@ -4,7 +4,7 @@
 // separately. The model is any ClipModel, so this measures the shipped
 // checkpoint through the same code as a user's.
 
-import { ClipModel } from '../clip/model.js';
+import type { ClipModel } from '../clip/model.js';
 import { preprocessPixels } from '../clip/preprocess.js';
 import { cosineLogits } from '../clip/similarity.js';
 import type { ClipTokenizer } from '../clip/tokenizer.js';

@@ -4,7 +4,7 @@
 // a new scene in a random style; held-out colour–shape pairs never shown).
 // Forward and backward run as one onnxruntime session (contrastive.ts); the
 // optimiser runs on the host. The result is written as a Hugging Face
-// CLIPModel folder with its tokenizer files, loadable by ClipModel.load.
+// CLIPModel folder with its tokenizer files, loadable by loadClipModel.
 //
 // Everything random is drawn from streams seeded by (seed, purpose), so one
 // seed fixes the vocabulary, the initial weights and every batch. onnxruntime
@@ -16,8 +16,10 @@ import path from 'node:path';
 import * as ort from 'onnxruntime-node';
 import { SeededRandom, randomClipWeights } from '../clip/random.js';
 import { ClipModel } from '../clip/model.js';
+import { loadClipModel, nodeRuntime } from '../clip/node-runtime.js';
 import { preprocessPixels } from '../clip/preprocess.js';
 import { ClipTokenizer } from '../clip/tokenizer.js';
+import { loadTokenizer } from '../clip/tokenizer-file.js';
 import { CLIP_PREPROCESS, type ClipConfig, type ClipWeights } from '../clip/weights.js';
 import { EOT_MASK, PREFIX, SUFFIX } from '../clip/text-encoder.js';
 import { writeFileAtomic } from '../io/atomic.js';
@@ -285,7 +287,7 @@ export async function pretrainWorldClip(options: PretrainOptions): Promise<Pretr
       log(`step ${done}/${steps}  loss ${lastLoss.toFixed(4)} (avg ${smoothLoss.toFixed(4)})  batch acc ${(100 * smoothAccuracy).toFixed(1)}%  lr ${lr.toExponential(2)}  |g| ${gradNorm.toFixed(2)}  scale ${Math.exp(logitScale[0]).toFixed(1)}  ${(rate * B).toFixed(0)} img/s  ETA ${formatDuration((steps - done) / rate)}`);
     }
     if (options.evalEvery > 0 && done % options.evalEvery === 0 && done < steps) {
-      const probe = new ClipModel(weights, { threads: options.threads });
+      const probe = new ClipModel(weights, nodeRuntime({ threads: options.threads }));
       const r = await zeroShotWorld(probe, tokenizer, { seed: seed + 7, perClass: 5 });
       await probe.release();
       log(`  zero-shot (5 images per class): seen ${(100 * r.seen).toFixed(1)}%, held-out ${(100 * r.heldOut).toFixed(1)}% (chance ${(100 / r.classes).toFixed(1)}%)`);
@@ -303,8 +305,8 @@ export async function pretrainWorldClip(options: PretrainOptions): Promise<Pretr
   });
 
   // Measured on what was written, through the loader every user goes through.
-  const model = await ClipModel.load(options.out, { threads: options.threads });
-  const shippedTokenizer = await ClipTokenizer.fromDirectory(options.out);
+  const model = await loadClipModel(options.out, { threads: options.threads });
+  const shippedTokenizer = await loadTokenizer(options.out);
   const zeroShot = await zeroShotWorld(model, shippedTokenizer, { seed: seed + 1000, perClass: options.evalImagesPerClass });
   await model.release();
 
