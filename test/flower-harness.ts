@@ -6,11 +6,12 @@ import path from 'node:path';
 import { PROJECT_ROOT } from './shared.js';
 import assert from 'node:assert/strict';
 import { existsSync, readFileSync } from 'node:fs';
-import { ArrayRecord, MetricRecord, RecordDict, type FlowerLogger, type IncomingMessage, type NdArray } from '../src/flower/index.js';
+import type { FlowerLogger } from '../src/flower/index.js';
 import { VENV, delay, superLinkMissing, type SuperLink } from '../src/federate/superlink.js';
 
 export { SuperLink, delay, freePort, type TlsFiles } from '../src/federate/superlink.js';
 export { VENV };
+export { doubling } from './echo-handler.js';
 const BIN = path.join(VENV, 'bin');
 
 /** Why the integration tests cannot run here, or undefined when they can. */
@@ -36,22 +37,6 @@ export function memoryLogger(): FlowerLogger & { lines: string[] } {
 // The echo ServerApp (test/flower-apps/echo) and the handler it expects: the node doubles the arrays.
 const ECHO_APP = path.join(PROJECT_ROOT, 'test', 'flower-apps', 'echo');
 
-/** The handler under test: arrays × 2, metrics; `action: fail` throws. */
-export async function doubling(message: IncomingMessage): Promise<RecordDict> {
-  const config = message.content.configRecord('config');
-  if (config.string('action') === 'fail') throw new Error('asked to fail');
-  const arrays = message.content.arrayRecord('arrays');
-  const doubled = new ArrayRecord();
-  for (const [name, a] of arrays.arrays) {
-    const data = a.data.slice() as Float32Array | Float64Array;
-    for (let i = 0; i < data.length; i++) data[i] *= 2;
-    doubled.arrays.set(name, { dtype: a.dtype, shape: a.shape, data } as NdArray);
-  }
-  return new RecordDict({
-    arrays: doubled,
-    metrics: new MetricRecord({ 'num-examples': 12n, 'train-loss': 0.5, accuracies: [0.25, 0.75], 'server-round': BigInt(config.integer('server-round')) }),
-  });
-}
 
 export interface EchoResult {
   nodes: string[];
