@@ -6,7 +6,8 @@ export { expectedShapes, clipFromFiles, type ClipFiles } from './clip/checkpoint
 export { loadClip } from './clip/checkpoint-file.js';
 export { ClipTokenizer } from './clip/tokenizer.js';
 export { loadTokenizer } from './clip/tokenizer-file.js';
-export { decodeImage, preprocessImage, preprocessPixels } from './clip/preprocess.js';
+export { preprocessPixels, type DecodedPixels } from './clip/preprocess.js';
+export { decodeImage, preprocessImage } from './clip/decode.js';
 export { ClipModel, type ClipRuntime, type OnnxRuntime, type ImageFeatures, type PromptLossResult, type TextBatch } from './clip/model.js';
 export { loadClipModel, nodeRuntime, type RuntimeOptions } from './clip/node-runtime.js';
 export { cosineLogits, normalizeRows, softmaxRows } from './clip/similarity.js';

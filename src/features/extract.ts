@@ -10,7 +10,8 @@
 import os from 'node:os';
 import { Worker, isMainThread, parentPort, workerData } from 'node:worker_threads';
 import type { ClipModel, ImageFeatures } from '../clip/model.js';
-import { decodeImage, preprocessPixels } from '../clip/preprocess.js';
+import { decodeImage } from '../clip/decode.js';
+import { preprocessPixels } from '../clip/preprocess.js';
 import type { PreprocessConfig } from '../clip/weights.js';
 import { mapLimited } from '../io/map-limited.js';
 import type { ImageItem } from '../data/dataset.js';
