@@ -32,7 +32,8 @@ export { forEachBatch, trainLocally, type LocalTrainingOptions, type Penalty, ty
 export { textTower, type TextTower } from './federation/text-tower.js';
 export { METHOD_IDS, createMethod, DEFAULT_METHOD_OPTIONS, type MethodId, type MethodOptions } from './methods/index.js';
 export { VisualMemory, DEFAULT_MEMORY, type MemoryOptions } from './methods/visual-memory.js';
-export { ConfigSchema, parseConfig, readConfigFile, applyOverrides, type ExperimentConfig } from './experiment/config.js';
+export { ConfigSchema, parseConfig, applyOverrides, type ExperimentConfig } from './experiment/config.js';
+export { readConfigFile } from './experiment/config-file.js';
 export { runExperiment, type RunEvents, type ExperimentOutput } from './experiment/runner.js';
 export { loadClientData } from './experiment/client-features.js';
 export {

@@ -7,7 +7,7 @@
 
 import { ArrayRecord, ConfigRecord, MetricRecord, RecordDict, float32Array, int, type IncomingMessage, type MessageHandler, type NdArray } from '../flower/index.js';
 import type { Choice, Tensors } from '../federation/method.js';
-import { NODE_ASKS, type ClientNode, type NodeAsk, type NodeReply, type NodeRequest } from './client-node.js';
+import { NODE_ASKS, type NodeAsk, type NodeReply, type NodeRequest } from './client-core.js';
 
 /** Flower message types each request may come as. */
 const MESSAGE_TYPES: Readonly<Record<NodeAsk, string>> = { describe: 'query', fit: 'train', finish: 'train', evaluate: 'evaluate' };
@@ -17,7 +17,12 @@ const METRICS: Readonly<Record<string, 'int' | 'float' | 'floats'>> = {
   'num-examples': 'int', client: 'int', steps: 'int', 'train-loss': 'float', accuracy: 'float', accuracies: 'floats',
 };
 
-export function flowerHandler(node: ClientNode): MessageHandler {
+/** Anything that answers NodeRequests: a ClientNode in Node, the browser client in a page's Worker. */
+export interface RequestHandler {
+  handle(request: NodeRequest): Promise<NodeReply>;
+}
+
+export function flowerHandler(node: RequestHandler): MessageHandler {
   return async (message) => replyRecords(await node.handle(nodeRequest(message)));
 }
 
