@@ -6,12 +6,11 @@
 // worker.ts wires it to onnxruntime-web's client and the gateway transport; tests can give
 // it other parts.
 
-import type { PersonalStore } from '../federation/client.js';
 import { FleetNode, type IncomingMessage, type MessageHandler } from '../flower/node.js';
 import type { FlowerLogger } from '../flower/logger.js';
 import type { FleetTransport } from '../flower/transport.js';
 import { WebNodeKey, webSha256Hex } from '../flower/web-crypto.js';
-import type { NodeReply, NodeRequest } from '../node/client-node.js';
+import type { NodeReply, NodeRequest, PersonalStateStore } from '../node/client-core.js';
 import { NODE_METRICS, flowerHandler } from '../node/flower-handler.js';
 import { CountingTransport } from './counting-transport.js';
 import type { DataSource, Disclosure, PageToWorker, Progress, WorkerToPage } from './protocol.js';
@@ -34,8 +33,8 @@ export interface MethodTexts {
 export interface NodeWorkerParts {
   /** Every method a browser node runs. */
   readonly methods: readonly MethodTexts[];
-  /** The client for a data source; personal state goes to `personal(runId, cell)`. */
-  createCompute(source: DataSource, context: { personal: (runId: string, cell: string) => PersonalStore; status: (text: string) => void }): Promise<NodeCompute>;
+  /** The client for a data source; its personal state goes to `store` (IndexedDB). */
+  createCompute(source: DataSource, context: { store: PersonalStateStore; status: (text: string) => void }): Promise<NodeCompute>;
   /** The Fleet transport to the page's own server (the gateway). */
   transport(origin: string): FleetTransport;
   /** Milliseconds to add to the local clock to read the server's. */
@@ -112,7 +111,7 @@ class NodeSession {
     const key = await WebNodeKey.fromKeyPair(pair);
     const personalStates = await storage.personalStates();
     this.status('Loading the model and your images…');
-    const compute = await this.parts.createCompute(source, { personal: (runId, cell) => storage.personalStore(runId, cell), status: this.status });
+    const compute = await this.parts.createCompute(source, { store: storage, status: this.status });
     const offset = await this.parts.clockOffset(this.origin);
     if (Math.abs(offset) > 2000) this.status(`This device's clock is ${(offset / 1000).toFixed(1)} s off the server's: signing at the server's time`);
     this.transport = new CountingTransport(this.parts.transport(this.origin), () => {

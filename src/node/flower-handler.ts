@@ -5,7 +5,8 @@
 // declared upload), the metrics listed below, and the describe facts:
 // nothing else can reach the wire.
 
-import { ArrayRecord, ConfigRecord, MetricRecord, RecordDict, float32Array, int, type IncomingMessage, type MessageHandler, type NdArray } from '../flower/index.js';
+import type { IncomingMessage, MessageHandler } from '../flower/node.js';
+import { ArrayRecord, ConfigRecord, MetricRecord, RecordDict, float32Array, int, type NdArray } from '../flower/records.js';
 import type { Choice, Tensors } from '../federation/method.js';
 import { NODE_ASKS, type NodeAsk, type NodeReply, type NodeRequest } from './client-core.js';
 
@@ -13,7 +14,7 @@ import { NODE_ASKS, type NodeAsk, type NodeReply, type NodeRequest } from './cli
 const MESSAGE_TYPES: Readonly<Record<NodeAsk, string>> = { describe: 'query', fit: 'train', finish: 'train', evaluate: 'evaluate' };
 
 /** Metrics a node may send, and whether each is an integer (Flower types ints and floats apart). */
-const METRICS: Readonly<Record<string, 'int' | 'float' | 'floats'>> = {
+export const NODE_METRICS: Readonly<Record<string, 'int' | 'float' | 'floats'>> = {
   'num-examples': 'int', client: 'int', steps: 'int', 'train-loss': 'float', accuracy: 'float', accuracies: 'floats',
 };
 
@@ -68,8 +69,8 @@ export function replyRecords(reply: NodeReply): RecordDict {
   if (reply.metrics) {
     const metrics = new MetricRecord();
     for (const [key, value] of Object.entries(reply.metrics)) {
-      const kind = METRICS[key];
-      if (!kind) throw new Error(`metric "${key}" is not one a node sends (${Object.keys(METRICS).join(', ')})`);
+      const kind = NODE_METRICS[key];
+      if (!kind) throw new Error(`metric "${key}" is not one a node sends (${Object.keys(NODE_METRICS).join(', ')})`);
       if (kind === 'floats') metrics.values.set(key, Array.from(value as readonly number[], Number));
       else if (typeof value !== 'number') throw new Error(`metric "${key}" must be a number`);
       else metrics.values.set(key, kind === 'int' ? int(value) : value);
