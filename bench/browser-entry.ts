@@ -1,7 +1,7 @@
 // The browser side of `npm run bench:browser` (bundled, run in a Worker as the browser node
 // computes): the CLIP's weights from the server's /model/ files or drawn at random, then
 // bench/browser-work.ts's steps on onnxruntime-web's wasm backend.
-import * as ort from 'onnxruntime-web';
+import * as ort from 'onnxruntime-web/wasm';
 import { clipFromFiles } from '../src/clip/checkpoint.js';
 import { CLIP_VIT_B16, randomClipWeights } from '../src/clip/random.js';
 import type { ClipWeights } from '../src/clip/weights.js';
