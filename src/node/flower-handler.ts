@@ -5,7 +5,8 @@
 // declared upload), the metrics listed below, and the describe facts:
 // nothing else can reach the wire.
 
-import { ArrayRecord, ConfigRecord, MetricRecord, RecordDict, float32Array, int, type IncomingMessage, type MessageHandler, type NdArray } from '../flower/index.js';
+import type { IncomingMessage, MessageHandler } from '../flower/node.js';
+import { ArrayRecord, ConfigRecord, MetricRecord, RecordDict, float32Array, int, type NdArray } from '../flower/records.js';
 import type { Choice, Tensors } from '../federation/method.js';
 import { NODE_ASKS, type NodeAsk, type NodeReply, type NodeRequest } from './client-core.js';
 
