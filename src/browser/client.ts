@@ -41,7 +41,10 @@ export interface BrowserClientOptions {
   readonly ort: WebRuntime;
   /** Session options for onnxruntime-web. Default: the wasm execution provider. */
   readonly sessionOptions?: InferenceSession.SessionOptions;
-  /** Where onnxruntime-web loads its .wasm/.mjs files from; default '/ort/' (the page's server self-hosts them there). */
+  /**
+   * Where onnxruntime-web loads its .wasm/.mjs files from (ort.env.wasm.wasmPaths). Default: left as it is;
+   * the bundle imports onnxruntime-web from the server's /ort/ (scripts/build-web.mjs), beside its files.
+   */
   readonly wasmPaths?: string;
   /** Wasm threads; default onnxruntime-web's (needs cross-origin isolation for more than one). */
   readonly threads?: number;
@@ -114,7 +117,7 @@ export function createBrowserClient(options: BrowserClientOptions): BrowserClien
     }
     if (!image.bytes && !image.pixels) throw new Error(`image ${image.id ?? i}: neither bytes nor pixels`);
   });
-  ort.env.wasm.wasmPaths = options.wasmPaths ?? '/ort/';
+  if (options.wasmPaths !== undefined) ort.env.wasm.wasmPaths = options.wasmPaths;
   if (options.threads !== undefined) ort.env.wasm.numThreads = options.threads;
   const modelName = options.modelName ?? 'world-clip';
   const loaded = loadModelFiles(options.modelFiles, { ort, sessionOptions: options.sessionOptions ?? { executionProviders: ['wasm'] } }, modelName);
