@@ -4,7 +4,7 @@
 // its import is rewritten to the copy the server self-hosts at /ort/
 // (node_modules/onnxruntime-web/dist/), which loads its .wasm/.mjs from the
 // same folder, so one copy of the runtime serves the page and its Worker.
-import { existsSync, rmSync } from 'node:fs';
+import { copyFileSync, existsSync, rmSync } from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import * as esbuild from 'esbuild';
@@ -37,6 +37,12 @@ if (entries.length === 0) {
     logLevel: 'warning',
     plugins: [ortFromServer],
   });
+  // The page itself: served at / as index.html, its stylesheet beside it.
+  const page = path.join(root, 'src', 'browser', 'page.html');
+  if (existsSync(page)) {
+    copyFileSync(page, path.join(outdir, 'index.html'));
+    copyFileSync(path.join(root, 'src', 'browser', 'page.css'), path.join(outdir, 'page.css'));
+  }
   for (const [file, { bytes }] of Object.entries(result.metafile.outputs)) {
     if (file.endsWith('.js')) console.log(`build-web: ${file} ${(bytes / 1024).toFixed(0)} KiB`);
   }

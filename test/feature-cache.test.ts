@@ -24,7 +24,8 @@ import { FeatureCache, featureKey, imageKey, modelFingerprint } from '../src/fea
 import { float32ToHalfBits } from '../src/io/safetensors.js';
 import { extractFeatures } from '../src/features/extract.js';
 import { loadDataset } from '../src/data/load-dataset.js';
-import { makePartition, writePartition } from '../src/data/partition.js';
+import { makePartition } from '../src/data/partition.js';
+import { writePartition } from '../src/data/partition-file.js';
 import { halfBitsToFloat32 } from '../src/io/safetensors.js';
 import { PROJECT_ROOT, fixture } from './shared.js';
 

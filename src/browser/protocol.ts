@@ -5,8 +5,8 @@
 /** Where the node's local dataset comes from. */
 export type DataSource =
   /** The person's photos: one sub-folder per class, as `<input webkitdirectory>` gives them. */
-  | { readonly kind: 'folder'; readonly files: readonly PhotoFile[] }
-  /** A local dataset drawn from the bundled world: this client's share of it. */
+  | { readonly kind: 'folder'; readonly files: readonly PhotoFile[]; readonly client: number }
+  /** A local dataset drawn from the bundled world (`seed`: the world's dataset seed): this client's share of it. */
   | { readonly kind: 'world'; readonly client: number; readonly seed: number };
 
 export interface PhotoFile {

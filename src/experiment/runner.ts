@@ -19,7 +19,7 @@ import { fileURLToPath } from 'node:url';
 import type { ClipModel } from '../clip/model.js';
 import type { Dataset } from '../data/dataset.js';
 import { loadDataset } from '../data/load-dataset.js';
-import { writePartition } from '../data/partition.js';
+import { writePartition } from '../data/partition-file.js';
 import { createPartition } from '../data/partitioners/index.js';
 import { runAugmentSeed } from '../features/augment.js';
 import { FeatureCache } from '../features/cache.js';

@@ -20,69 +20,19 @@
 import { existsSync, readFileSync } from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { SeededRandom } from '../clip/random.js';
-import { pathologicalSplit, PATHOLOGICAL_SEED } from '../data/partitioners/pathological.js';
-import { PythonRandom } from '../data/python-random.js';
 import { writeFileAtomic } from '../io/atomic.js';
-import { worldClasses, writeWorldDataset, type WorldDatasetOptions, type WorldDomain } from '../world/datasets.js';
-import { HARSH_CAMERAS, STYLE_PRESETS, randomStyle } from '../world/style.js';
+import { writeWorldDataset } from '../world/datasets.js';
+import { DEFAULT_WORLD, WORLD_CLIENTS, WORLD_DATASET_SEED, worldDatasetOptions, worldPreset } from '../world/presets.js';
 import type { ConfigInput } from './config.js';
+
+export { DEFAULT_WORLD, WORLD_PRESETS, clientDomains, worldDatasetOptions, worldPreset, type WorldPreset, type WorldPresetName } from '../world/presets.js';
 
 const PACKAGE_ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..', '..', '..'); // from dist/src/experiment
 export const WORLD_MODEL_DIR = path.join(PACKAGE_ROOT, 'models', 'world-clip');
 
-const CLIENTS = 10;
-const DATASET_SEED = 1;
-
-/** A default world: how its clients' cameras are drawn. Classes are always the 48 colour–shape pairs. */
-export interface WorldPreset {
-  readonly description: string;
-  /** One camera per client. */
-  cameras(clients: number, seed: number): WorldDomain[];
-}
-
-export const WORLD_PRESETS = {
-  'harsh-cameras': {
-    description: 'each client a camera drawn far from pre-training (HARSH_CAMERAS): zero-shot 63 %',
-    cameras: (clients, seed) => Array.from({ length: clients }, (_, i) =>
-      ({ name: `camera-${i}`, style: randomStyle(SeededRandom.forName(seed, `harsh-camera-${i}`), HARSH_CAMERAS) })),
-  },
-  classic: {
-    description: 'the first world: the named style presets, then mild random cameras: zero-shot 91 %',
-    cameras: (clients, seed) => {
-      const presets = Object.keys(STYLE_PRESETS);
-      return Array.from({ length: clients }, (_, i) =>
-        i < presets.length ? { name: presets[i], style: STYLE_PRESETS[presets[i]] } : { name: `camera-${i}`, style: randomStyle(SeededRandom.forName(seed, `client-style-${i}`)) });
-    },
-  },
-} as const satisfies Record<string, WorldPreset>;
-
-export type WorldPresetName = keyof typeof WORLD_PRESETS;
-export const DEFAULT_WORLD: WorldPresetName = 'harsh-cameras';
-
-export function worldPreset(name: string): WorldPreset {
-  if (!(name in WORLD_PRESETS)) throw new Error(`unknown world "${name}"; worlds are ${Object.keys(WORLD_PRESETS).join(', ')}`);
-  return WORLD_PRESETS[name as WorldPresetName];
-}
-
-/** One camera per client of `world`. */
-export function clientDomains(clients: number, seed: number, world: string = DEFAULT_WORLD): WorldDomain[] {
-  return worldPreset(world).cameras(clients, seed);
-}
-
-/** The dataset's options: each class drawn in the camera of the client the pathological split gives it to. */
-export function worldDatasetOptions(clients = CLIENTS, seed = DATASET_SEED, world: string = DEFAULT_WORLD): WorldDatasetOptions {
-  const classes = worldClasses({ classes: 'all' });
-  const labels = classes.map((_, c) => c);
-  const owners = pathologicalSplit(labels, labels, clients, 1, new PythonRandom(PATHOLOGICAL_SEED)).classes;
-  const domainOfClass = new Array<number>(classes.length);
-  owners.forEach((owned, client) => owned.forEach((c) => (domainOfClass[c] = client)));
-  return { seed, classes: 'all', perClass: { train: 16, val: 4, test: 20 }, domains: clientDomains(clients, seed, world), domainOfClass };
-}
-
 /** Writes `world`'s dataset under `dir` unless the same one is there already. */
 export async function prepareWorldDataset(dir: string, log: (message: string) => void = () => {}, world: string = DEFAULT_WORLD): Promise<string> {
-  const options = worldDatasetOptions(CLIENTS, DATASET_SEED, world);
+  const options = worldDatasetOptions(WORLD_CLIENTS, WORLD_DATASET_SEED, world);
   const marker = path.join(dir, 'generator.json');
   const wanted = JSON.stringify(options);
   if (existsSync(marker) && existsSync(path.join(dir, 'split.json')) && readFileSync(marker, 'utf8') === wanted) return dir;
@@ -107,7 +57,7 @@ export async function worldExperimentConfig(outputDir: string, log?: (message: s
     data: {
       datasets: [dataset],
       shots: [4],
-      partition: { scheme: 'pathological', clients: CLIENTS },
+      partition: { scheme: 'pathological', clients: WORLD_CLIENTS },
       views: 50, // one per epoch of the run (README: the protocol as the field runs it)
     },
     methods: ['zeroshot', 'local-coop', 'promptfl', 'promptfl-ft', 'promptper', 'promptprox', 'promptamp', 'pfedprompt', 'local-tip-adapter', 'fedotp', 'pfedmoap'],

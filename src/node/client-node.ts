@@ -8,7 +8,7 @@
 import path from 'node:path';
 import type { ClipModel } from '../clip/model.js';
 import { loadDataset } from '../data/load-dataset.js';
-import { readPartition } from '../data/partition.js';
+import { readPartition } from '../data/partition-file.js';
 import { createPartition } from '../data/partitioners/index.js';
 import { partitionRequest } from '../experiment/cell.js';
 import { loadClientData } from '../experiment/client-features.js';
