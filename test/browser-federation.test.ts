@@ -217,7 +217,11 @@ test('2 browser nodes and 2 Node.js nodes run pFedPrompt on a real SuperLink thr
     cache: config.cache, threads: 1, heartbeat: 10, logFile: path.join(workdir, `node-${client}.log`),
   }));
   const nodes: BrowserNode[] = [];
+  const lines: string[] = [];
+  const pageLogs: string[] = [];
   const report = () => [
+    `--- ServerApp:\n${lines.slice(-40).join('\n')}`,
+    ...pageLogs,
     `--- SuperLink:\n${link.logs.slice(-3000)}`,
     ...NODE_CLIENTS.map((c) => `--- node ${c}:\n${readFileSync(path.join(workdir, `node-${c}.log`), 'utf8').split('\n').slice(-12).join('\n')}`),
     ...nodes.map((n) => `--- browser node ${n.client}: ${n.errors.join('\n')}`),
@@ -227,12 +231,16 @@ test('2 browser nodes and 2 Node.js nodes run pFedPrompt on a real SuperLink thr
     const ids = await Promise.all(nodes.map((n) => nodeIdOf(n, 180_000)));
     assert.notEqual(ids[0], ids[1], 'two browser profiles, two node ids');
 
-    const lines: string[] = [];
     const run = link.runApp(FLOWER_APP, { config: configFile, output: config.output!, 'wait-for-nodes': 120, 'poll-interval': 0.1 }, { timeoutMs: 800_000, onLine: (l) => lines.push(l) });
+    let runOver = false;
+    void run.then(() => { runOver = true; });
 
     // Reload the second browser once it has answered round 1's training: its memory is in IndexedDB by then.
     const reloaded = nodes[1];
-    await waitFor(() => reloaded.capture.trainReply(1) !== undefined, 400_000, `browser node ${reloaded.client} answers round 1`);
+    await waitFor(() => {
+      if (runOver) assert.fail(`the run ended before browser node ${reloaded.client} answered round 1`);
+      return reloaded.capture.trainReply(1) !== undefined;
+    }, 400_000, `browser node ${reloaded.client} answers round 1`);
     const memoryBefore = await keptPersonalState(reloaded.page);
     assert.ok(Object.keys(memoryBefore).length > 0, 'the browser kept personal state after round 1');
     await reloaded.capture.settled();
@@ -302,6 +310,7 @@ test('2 browser nodes and 2 Node.js nodes run pFedPrompt on a real SuperLink thr
     }
     for (const n of nodes) assert.deepEqual(n.errors.filter((e) => !/Failed to load resource/.test(e)), [], `browser node ${n.client}: no page errors`);
   } catch (err) {
+    for (const n of nodes) pageLogs.push(`--- browser node ${n.client}'s page log:\n${await n.page.locator('#log').textContent({ timeout: 2000 }).catch(() => '(page gone)')}`);
     console.error(report());
     throw err;
   } finally {
