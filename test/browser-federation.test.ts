@@ -129,7 +129,8 @@ class Capture {
   /** The reply this node sent to a train message of round `round`, if any. */
   trainReply(round: number): { message: { metadata: MessageMetadata; root: string }; reply: { metadata: MessageMetadata; root: string } } | undefined {
     for (const message of this.received) {
-      if (message.metadata.messageType !== 'train' || message.metadata.groupId !== String(round)) continue;
+      // The ServerApp's group id: `<cell id>/round <n>` (flower/pfedprompt_server/exchange.py).
+      if (message.metadata.messageType !== 'train' || !message.metadata.groupId.endsWith(`/round ${round}`)) continue;
       const reply = this.replies.find((r) => r.metadata.replyToMessageId === message.metadata.messageId);
       if (reply) return { message, reply };
     }
@@ -235,12 +236,14 @@ test('2 browser nodes and 2 Node.js nodes run pFedPrompt on a real SuperLink thr
     let runOver = false;
     void run.then(() => { runOver = true; });
 
-    // Reload the second browser once it has answered round 1's training: its memory is in IndexedDB by then.
+    // Reload the second browser once it has answered round 1's training and its next message has come (so the
+    // reply was delivered whole, every object pushed): its memory is in IndexedDB by then.
     const reloaded = nodes[1];
     await waitFor(() => {
       if (runOver) assert.fail(`the run ended before browser node ${reloaded.client} answered round 1`);
-      return reloaded.capture.trainReply(1) !== undefined;
-    }, 400_000, `browser node ${reloaded.client} answers round 1`);
+      const answered = reloaded.capture.trainReply(1);
+      return answered !== undefined && reloaded.capture.received.at(-1) !== answered.message;
+    }, 400_000, `browser node ${reloaded.client} answers round 1 and gets its next message`);
     const memoryBefore = await keptPersonalState(reloaded.page);
     assert.ok(Object.keys(memoryBefore).length > 0, 'the browser kept personal state after round 1');
     await reloaded.capture.settled();
