@@ -121,7 +121,10 @@ class NodeSession {
     const handler: MessageHandler = async (message, context) => {
       const asked = describeMessage(message);
       this.update({ ...asked, messages: this.progress.messages + 1 });
+      const verb = { describe: 'Preparing your data for the run', fit: 'Training on your images', finish: 'Fine-tuning', evaluate: 'Testing on your images' }[asked.ask ?? ''] ?? 'Answering the server';
+      this.status(`${verb}${asked.round !== undefined && asked.ask === 'fit' ? ` (round ${asked.round})` : ''}…`);
       const reply = await handle(message, context);
+      this.status('Waiting for the server');
       if (reply.get('facts')) {
         const facts = JSON.parse(reply.configRecord('facts').string('json')) as { uploadSpec: Record<string, number>; cell: { method: string } };
         this.disclose(facts.cell.method, facts.uploadSpec);
@@ -142,7 +145,7 @@ class NodeSession {
       signer: key,
       sha256: webSha256Hex,
       handler,
-      logger: workerLogger(this.status),
+      logger: workerLogger((text) => this.post({ type: 'log', text }), this.status),
       heartbeatInterval: heartbeatInterval ?? 10,
       pollIntervalMs: 500,
       now: () => new Date(Date.now() + offset),
@@ -184,10 +187,11 @@ function describeMessage(message: IncomingMessage): Partial<Progress> {
   };
 }
 
-function workerLogger(status: (text: string) => void): FlowerLogger {
+/** FleetNode's lines: routine ones to the page's log, warnings and errors to its status too. */
+function workerLogger(log: (text: string) => void, status: (text: string) => void): FlowerLogger {
   return {
     debug: () => undefined,
-    info: (m) => status(m),
+    info: (m) => log(m),
     warn: (m) => status(`warning: ${m}`),
     error: (m) => status(`error: ${m}`),
   };

@@ -123,6 +123,9 @@ worker.onmessage = (event: MessageEvent<WorkerToPage>) => {
       $('status').textContent = m.text;
       log(m.text);
       break;
+    case 'log':
+      log(m.text);
+      break;
     case 'joined':
       $('node-id').textContent = m.nodeId;
       $('status').textContent = m.restored ? 'Joined again, as the same node' : 'Joined';

@@ -50,7 +50,10 @@ export interface Progress {
 export type WorkerToPage =
   /** `methods`: every method a browser node can run, for the page's choice. */
   | { readonly type: 'disclosure'; readonly disclosure: Disclosure; readonly methods: readonly { readonly id: string; readonly label: string }[] }
+  /** What the node is doing, in words (shown as the status and logged). */
   | { readonly type: 'status'; readonly text: string }
+  /** The protocol's own lines (registration, messages received and answered): logged only. */
+  | { readonly type: 'log'; readonly text: string }
   | { readonly type: 'joined'; readonly nodeId: string; readonly restored: boolean; readonly personalStates: number }
   | { readonly type: 'progress'; readonly progress: Progress }
   | { readonly type: 'left' }
