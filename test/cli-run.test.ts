@@ -106,6 +106,11 @@ test('run: results.json carries the record of defaults chosen on validation, nam
   const results = JSON.parse(readFileSync(path.join(workdir, 'chosen', 'results.json'), 'utf8'));
   assert.deepEqual(results.defaults.choices, chosen);
   assert.deepEqual(results.defaults.overridden, ['federation.rounds']); // views 1 as chosen; rounds 2, not the chosen 5
+  // The tables say it too: the winner first, and that this run overrode it.
+  const md = readFileSync(path.join(workdir, 'chosen', 'results.md'), 'utf8');
+  assert.match(md, /## Settings chosen on validation/);
+  assert.match(md, /\| views and rounds \| data\.views = 1, federation\.rounds = 5 \(overridden in this run\) \| 1 \/ 5: 50\.00; 2 \/ 2: 40\.00 \|/);
+  assert.match(readFileSync(path.join(workdir, 'chosen', 'report.html'), 'utf8'), /Settings chosen on validation/);
   // The record describes the run; it is no part of a cell's config, so it never makes a cell recompute.
   assert.equal(results.cells[0].config.defaultChoices, undefined);
 });
