@@ -23,7 +23,7 @@ import { parseConfig } from '../src/experiment/config.js';
 import type { Tensors } from '../src/federation/method.js';
 import { sha256Hex } from '../src/io/sha256.js';
 import type { PersonalStateStore } from '../src/node/client-core.js';
-import { ClientNode, type NodeRequest } from '../src/node/client-node.js';
+import { ClientNode, clientImageFiles, type NodeRequest } from '../src/node/client-node.js';
 import { writeWorldDataset } from '../src/world/datasets.js';
 import { nodeRuntime } from '../src/clip/node-runtime.js';
 import { ClipModel } from '../src/clip/model.js';
@@ -68,16 +68,11 @@ class MemoryStateStore implements PersonalStateStore {
   }
 }
 
-/** Client CLIENT's images as a server would hand them to its browser: file bytes, labels, names and splits. */
+/** Client CLIENT's images as a server hands them to its browser (clientImageFiles): file bytes, labels, names and splits. */
 async function worldClientImages(): Promise<{ images: BrowserImage[]; classNames: readonly string[]; classes: readonly number[]; fingerprint: string }> {
-  const dataset = await loadDataset(worldDir, {});
-  const partition = createPartition(dataset, partitionRequest(parseConfig({ ...runConfig, model: SHIPPED }), 2));
-  const own = partition.clients[CLIENT];
-  const images: BrowserImage[] = [];
-  for (const [split, indices, items] of [['train', own.train, dataset.train], ['val', own.val ?? [], dataset.val], ['test', own.test, dataset.test]] as const) {
-    for (const i of indices) images.push({ bytes: await readFile(items[i].path), label: items[i].label, id: items[i].relativePath, split });
-  }
-  return { images, classNames: dataset.classnames, classes: own.classes, fingerprint: dataset.fingerprint };
+  const files = await clientImageFiles({ dataset: worldDir, client: CLIENT }, parseConfig({ ...runConfig, model: SHIPPED }), 2);
+  const images = await Promise.all(files.images.map(async ({ path: file, id, label, split }) => ({ bytes: new Uint8Array(await readFile(file)), id, label, split })));
+  return { images, classNames: files.classNames, classes: files.classes, fingerprint: files.fingerprint };
 }
 
 test('a browser client on onnxruntime-web gives a Node node\'s pFedPrompt update on the same world client', async () => {
