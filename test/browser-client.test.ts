@@ -14,7 +14,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { after, before, test } from 'node:test';
 import * as ortWeb from 'onnxruntime-web';
-import { createBrowserClient, type BrowserImage, type WebRuntime } from '../src/browser/client.js';
+import { createBrowserClient, imagesFromFolder, type BrowserImage, type WebRuntime } from '../src/browser/client.js';
 import { decodeImage } from '../src/clip/decode.js';
 import { loadDataset } from '../src/data/load-dataset.js';
 import { createPartition } from '../src/data/partitioners/index.js';
@@ -151,6 +151,20 @@ test('createBrowserClient: a label outside the classes, an image without bytes, 
   assert.throws(() => createBrowserClient({ ...common, images: [{ bytes: new Uint8Array(1), label: 2, id: 'x.png' }] }), /image x\.png: label 2 is not one of the 2 classes/);
   assert.throws(() => createBrowserClient({ ...common, images: [{ label: 0, id: 'y.png' }] }), /image y\.png: neither bytes nor pixels/);
   assert.throws(() => createBrowserClient({ ...common, client: 2, images: [{ bytes: new Uint8Array(1), label: 0 }] }), /client 2 is not one of the federation's 2 clients/);
+});
+
+test('imagesFromFolder: labels from sorted class folders, a split per photo that does not depend on order, refusals by name', () => {
+  const files = Array.from({ length: 200 }, (_, i) => ({ path: `${['zebra_crossing', 'apple', 'cat'][i % 3]}/photo-${i}.jpg`, data: new Uint8Array([i]) }));
+  const { images, classNames } = imagesFromFolder(files);
+  assert.deepEqual(classNames, ['apple', 'cat', 'zebra crossing']);
+  assert.equal(images.find((image) => image.id === 'zebra_crossing/photo-0.jpg')!.label, 2);
+  const count = (split: string) => images.filter((image) => image.split === split).length;
+  assert.ok(count('test') > 20 && count('test') < 60 && count('val') > 5 && count('val') < 40, `splits ${count('train')}/${count('val')}/${count('test')}`);
+  const reversed = imagesFromFolder([...files].reverse());
+  assert.deepEqual(reversed.images.map((image) => [image.id, image.split, image.label]), images.map((image) => [image.id, image.split, image.label]));
+  assert.throws(() => imagesFromFolder([{ path: 'loose.jpg', data: new Uint8Array(1) }, ...files]), /loose\.jpg: not inside a class folder/);
+  assert.throws(() => imagesFromFolder(files.filter((f) => f.path.startsWith('cat/'))), /1 class sub-folder\(s\); a classifier needs at least 2/);
+  assert.throws(() => imagesFromFolder(files, { val: 0.5, test: 0.5 }), /must be non-negative and leave some photos for training/);
 });
 
 test('sha256 (the pure one the browser path hashes with) matches node:crypto', async () => {
