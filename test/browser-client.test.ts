@@ -146,11 +146,16 @@ test('features from decoded images on onnxruntime-web equal a Node node\'s throu
   await webModel.release();
 });
 
-test('createBrowserClient: a label outside the classes, an image without bytes, a client outside the federation are refused by name', () => {
+test('createBrowserClient: a label outside the classes, an image without bytes, a client outside the federation, a missing model file are refused by name', async () => {
   const common = { ort: ortWeb as unknown as WebRuntime, modelFiles: async () => undefined, classNames: ['a', 'b'], client: 0, clients: 2, store: new MemoryStateStore() };
   assert.throws(() => createBrowserClient({ ...common, images: [{ bytes: new Uint8Array(1), label: 2, id: 'x.png' }] }), /image x\.png: label 2 is not one of the 2 classes/);
   assert.throws(() => createBrowserClient({ ...common, images: [{ label: 0, id: 'y.png' }] }), /image y\.png: neither bytes nor pixels/);
+  assert.throws(() => createBrowserClient({ ...common, images: [{ bytes: new Uint8Array(1), label: 0, id: 'a.png' }, { bytes: new Uint8Array(1), label: 1, id: 'a.png' }] }), /two images are both named "a\.png"/);
   assert.throws(() => createBrowserClient({ ...common, client: 2, images: [{ bytes: new Uint8Array(1), label: 0 }] }), /client 2 is not one of the federation's 2 clients/);
+  const noModel = createBrowserClient({ ...common, modelName: 'https://example.org/m', images: [{ pixels: { width: 1, height: 1, channels: 3, data: new Uint8Array(3) }, label: 0 }] });
+  const describe: NodeRequest = { runId: 'r', ask: 'describe', runConfig: JSON.stringify(runConfig), cell: { method: 'pfedprompt', seed: 1, shots: 2 }, arrays: {} };
+  await assert.rejects(noModel.handle(describe), /https:\/\/example\.org\/m: the server has no model\.safetensors/);
+  await assert.rejects(noModel.model, /the server has no model\.safetensors/);
 });
 
 test('imagesFromFolder: labels from sorted class folders, a split per photo that does not depend on order, refusals by name', () => {

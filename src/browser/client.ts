@@ -117,6 +117,9 @@ export function createBrowserClient(options: BrowserClientOptions): BrowserClien
     }
     if (!image.bytes && !image.pixels) throw new Error(`image ${image.id ?? i}: neither bytes nor pixels`);
   });
+  const ids = options.images.map((image, i) => image.id ?? `image-${i}`);
+  const repeated = ids.find((id, i) => ids.indexOf(id) !== i);
+  if (repeated !== undefined) throw new Error(`images: two images are both named "${repeated}" (an image's id seeds its views and keys its features)`);
   if (options.wasmPaths !== undefined) ort.env.wasm.wasmPaths = options.wasmPaths;
   if (options.threads !== undefined) ort.env.wasm.numThreads = options.threads;
   const modelName = options.modelName ?? 'world-clip';
@@ -126,11 +129,13 @@ export function createBrowserClient(options: BrowserClientOptions): BrowserClien
   decoded.catch(() => undefined);
   const fingerprint = options.fingerprint ?? sha256Hex(JSON.stringify(options.images.map((image, i) => [image.id ?? `image-${i}`, image.label, image.split ?? 'train']))).slice(0, 20);
 
+  // The features of the last cell's views: the next cell of the same run and seed reuses them.
   const features = new Map<string, Promise<ClientSource>>();
   const data = (cell: CellRequest): Promise<ClientSource> => {
     const key = JSON.stringify([cell.views, cell.augmentSeed, cell.tokens]);
     let source = features.get(key);
     if (!source) {
+      features.clear();
       source = (async () => {
         const images = await decoded;
         const train = images.filter((_, i) => (options.images[i].split ?? 'train') === 'train');
@@ -155,7 +160,9 @@ export function createBrowserClient(options: BrowserClientOptions): BrowserClien
     store: options.store,
     log: options.log,
   });
-  return { handle: (request) => core.handle(request), model: loaded.then((l) => l.model) };
+  const model = loaded.then((l) => l.model);
+  model.catch(() => undefined);
+  return { handle: (request) => core.handle(request), model };
 }
 
 /** A picked folder's photos, one sub-folder per class (`class/name.jpg`), as images with labels and splits. */
