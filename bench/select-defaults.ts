@@ -85,7 +85,7 @@ async function main(): Promise<void> {
   const world = option(pairs, 'world') ?? DEFAULT_WORLD;
   const recordFile = path.resolve(option(pairs, 'record') ?? defaultChoicesFile(world));
   const out = path.resolve(option(pairs, 'output') ?? path.join('runs', `select-defaults-${world}`));
-  const command = `npm run select:defaults -- ${process.argv.slice(2).join(' ')}`.trim();
+  const command = ['npm run select:defaults', ...(process.argv.length > 2 ? ['--', ...process.argv.slice(2)] : [])].join(' ');
 
   // 1. The protocol, from the schema's settings (no earlier record is read).
   const protocol: DefaultChoice['candidates'] = [];
