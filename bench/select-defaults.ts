@@ -12,9 +12,10 @@
 //      grid) scored by its variant's validation accuracy, one choice at a time
 //      from the paper's pFedPrompt.
 //
-// On a tie the first candidate listed wins: the paper's setting. Test accuracy
-// is recorded beside each candidate for the reader and never read here to
-// choose. Flags go to every run (`--seeds 1`); `--world` picks the world;
+// The first candidate listed is the paper's setting; another replaces it only
+// when it beats it on validation by more than one standard error of their
+// per-seed difference (chooseOnValidation). Test accuracy is recorded beside
+// each candidate for the reader and never read here to choose. Flags go to every run (`--seeds 1`); `--world` picks the world;
 // `--record FILE` writes elsewhere than the world's record (for trial runs).
 
 import { mkdirSync, writeFileSync } from 'node:fs';
@@ -68,12 +69,12 @@ function choice(name: string, candidates: DefaultChoice['candidates']): DefaultC
 }
 
 function choiceTable(choices: readonly DefaultChoice[]): string {
-  const lines = ['| choice | candidate | scored on | validation | test (not used) |', '|---|---|---|---|---|'];
+  const lines = ['| choice | candidate | scored on | validation | per seed | test (not used) |', '|---|---|---|---|---|---|'];
   for (const c of choices) {
     c.candidates.forEach((candidate, i) => {
       const settings = Object.entries(candidate.settings).map(([k, v]) => `${k.split('.').pop()} ${JSON.stringify(v)}`).join(', ');
       const mark = i === c.chosen ? '**' : '';
-      lines.push(`| ${i === 0 ? c.name : ''} | ${mark}${settings}${mark} | ${candidate.scoredOn.join(', ')} | ${mark}${percent(candidate.valAccuracy)}${mark} | ${percent(candidate.testAccuracy)} |`);
+      lines.push(`| ${i === 0 ? c.name : ''} | ${mark}${settings}${mark} | ${candidate.scoredOn.join(', ')} | ${mark}${percent(candidate.valAccuracy)}${mark} | ${candidate.valBySeed.map(percent).join(', ')} | ${percent(candidate.testAccuracy)} |`);
     });
   }
   return lines.join('\n');
@@ -84,7 +85,7 @@ async function main(): Promise<void> {
   const world = option(pairs, 'world') ?? DEFAULT_WORLD;
   const recordFile = path.resolve(option(pairs, 'record') ?? defaultChoicesFile(world));
   const out = path.resolve(option(pairs, 'output') ?? path.join('runs', `select-defaults-${world}`));
-  const command = `npm run select:defaults -- ${process.argv.slice(2).join(' ')}`.trim();
+  const command = ['npm run select:defaults', ...(process.argv.length > 2 ? ['--', ...process.argv.slice(2)] : [])].join(' ');
 
   // 1. The protocol, from the schema's settings (no earlier record is read).
   const protocol: DefaultChoice['candidates'] = [];

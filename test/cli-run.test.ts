@@ -96,8 +96,8 @@ test('run: results.json carries the record of defaults chosen on validation, nam
   const chosen = {
     format: 'pfedprompt-default-choices/1', world: 'shapes', command: 'test', code: { version: '0' }, createdAt: '2026-11-30T00:00:00Z',
     choices: [{ name: 'views and rounds', chosen: 0, candidates: [
-      { settings: { 'data.views': 1, 'federation.rounds': 5 }, scoredOn: ['zeroshot'], valAccuracy: 0.5, testAccuracy: 0.5, seeds: [1] },
-      { settings: { 'data.views': 2, 'federation.rounds': 2 }, scoredOn: ['zeroshot'], valAccuracy: 0.4, testAccuracy: 0.9, seeds: [1] },
+      { settings: { 'data.views': 1, 'federation.rounds': 5 }, scoredOn: ['zeroshot'], valAccuracy: 0.5, testAccuracy: 0.5, seeds: [1], valBySeed: [0.5] },
+      { settings: { 'data.views': 2, 'federation.rounds': 2 }, scoredOn: ['zeroshot'], valAccuracy: 0.4, testAccuracy: 0.9, seeds: [1], valBySeed: [0.4] },
     ] }],
   };
   writeFileSync(path.join(workdir, 'chosen.yaml'), `${readFileSync(path.join(workdir, 'small.yaml'), 'utf8')}\ndefaultChoices: ${JSON.stringify(chosen)}\n`);

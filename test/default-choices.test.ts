@@ -20,8 +20,9 @@ import type { CellResult } from '../src/report/results.js';
 const workdir = mkdtempSync(path.join(os.tmpdir(), 'pfedprompt-defaults-'));
 after(() => rmSync(workdir, { recursive: true, force: true }));
 
-const candidate = (valAccuracy: number, testAccuracy: number, views: number) => ({
-  settings: { 'data.views': views }, scoredOn: ['promptfl'], valAccuracy, testAccuracy, seeds: [1],
+const candidate = (valBySeed: number[], testAccuracy: number, views: number) => ({
+  settings: { 'data.views': views }, scoredOn: ['promptfl'], valAccuracy: valBySeed.reduce((a, b) => a + b, 0) / valBySeed.length,
+  testAccuracy, seeds: valBySeed.map((_, i) => i + 1), valBySeed,
 });
 
 function record(candidates: ReturnType<typeof candidate>[], chosen: number): DefaultChoices {
@@ -31,9 +32,19 @@ function record(candidates: ReturnType<typeof candidate>[], chosen: number): Def
   };
 }
 
-test('the winner is the best validation score, even where test would pick another; a tie keeps the first listed', () => {
-  assert.equal(chooseOnValidation([candidate(0.6, 0.9, 50), candidate(0.7, 0.5, 16), candidate(0.65, 0.95, 4)]), 1);
-  assert.equal(chooseOnValidation([candidate(0.7, 0.1, 50), candidate(0.7, 0.9, 16)]), 0);
+test('a candidate replaces the first (the paper\'s) only when it beats it on validation by more than the seeds\' noise; test is never read', () => {
+  // +5 points in every seed: clear evidence, even though test says the opposite.
+  assert.equal(chooseOnValidation([candidate([0.6, 0.6, 0.6], 0.9, 50), candidate([0.65, 0.66, 0.64], 0.5, 16)]), 1);
+  // Of those that clear the bar, the highest mean.
+  assert.equal(chooseOnValidation([candidate([0.6, 0.6, 0.6], 0.9, 50), candidate([0.62, 0.62, 0.62], 0.9, 16), candidate([0.7, 0.71, 0.69], 0.1, 4)]), 2);
+  // +1 point on average but −4, +3, +4 by seed: within one standard error (2.6), so the paper's setting stays.
+  assert.equal(chooseOnValidation([candidate([0.60, 0.60, 0.60], 0.5, 50), candidate([0.56, 0.63, 0.64], 0.9, 16)]), 0);
+  // A higher mean that does not clear the bar does not hide one that does.
+  assert.equal(chooseOnValidation([candidate([0.6, 0.6, 0.6], 0.5, 50), candidate([0.50, 0.70, 0.75], 0.5, 16), candidate([0.62, 0.62, 0.63], 0.5, 4)]), 2);
+  // A tie keeps the first; one seed has no spread, so the higher mean wins.
+  assert.equal(chooseOnValidation([candidate([0.7, 0.7], 0.1, 50), candidate([0.7, 0.7], 0.9, 16)]), 0);
+  assert.equal(chooseOnValidation([candidate([0.7], 0.9, 50), candidate([0.71], 0.1, 16)]), 1);
+  assert.throws(() => chooseOnValidation([candidate([0.6, 0.6], 0.5, 50), candidate([0.9], 0.5, 16)]), /candidate 1 was scored on 1 seeds, the reference on 2/);
   assert.throws(() => chooseOnValidation([]), /no candidates/);
 });
 
@@ -44,20 +55,23 @@ test('a candidate scores the mean over its methods of the mean over seeds; a met
   assert.ok(Math.abs(scored.valAccuracy - 0.75) < 1e-12); // (0.6 + 0.9) / 2
   assert.ok(Math.abs(scored.testAccuracy - 0.35) < 1e-12);
   assert.deepEqual(scored.seeds, [1, 2]);
+  assert.deepEqual(scored.valBySeed, [0.7, 0.8]); // per seed, the mean over methods
   assert.deepEqual(scored.scoredOn, ['a', 'b']);
   assert.throws(() => scoreCandidate([cell('a', 1, 0.5, 0.1), cell('a', 2, undefined, 0.3)], ['a'], { x: 1 }), /method "a" has no validation accuracy for seed 2/);
   assert.throws(() => scoreCandidate([cell('a', 1, 0.5, 0.1)], ['b'], { x: 1 }), /method "b"/);
 });
 
 test('a record whose chosen candidate is not the validation winner is refused, naming the choice', () => {
-  assert.equal(parseDefaultChoices(record([candidate(0.6, 0.9, 50), candidate(0.7, 0.5, 16)], 1), 'r').choices[0].chosen, 1);
-  assert.throws(() => parseDefaultChoices(record([candidate(0.6, 0.9, 50), candidate(0.7, 0.5, 16)], 0), 'r.json'),
+  const clear = [candidate([0.6, 0.6], 0.9, 50), candidate([0.7, 0.7], 0.5, 16)];
+  assert.equal(parseDefaultChoices(record(clear, 1), 'r').choices[0].chosen, 1);
+  assert.throws(() => parseDefaultChoices(record(clear, 0), 'r.json'),
     /r\.json: choices\.0 \("views"\) records candidate 0 as chosen, but candidate 1 has the highest validation accuracy/);
-  assert.throws(() => parseDefaultChoices({ ...record([candidate(0.6, 0.9, 50)], 0), format: 'other' }, 'r.json'), /r\.json: format/);
+  assert.throws(() => parseDefaultChoices({ ...record([candidate([0.6], 0.9, 50)], 0), format: 'other' }, 'r.json'), /r\.json: format/);
+  assert.throws(() => parseDefaultChoices(record([{ ...candidate([0.6, 0.6], 0.9, 50), seeds: [1] }], 0), 'r.json'), /valBySeed needs one value per seed/);
   const file = path.join(workdir, 'bad.json');
   writeFileSync(file, '{ not json');
   assert.throws(() => readDefaultChoices('test-world', file), /bad\.json: not JSON/);
-  writeFileSync(file, JSON.stringify(record([candidate(0.6, 0.9, 50)], 0)));
+  writeFileSync(file, JSON.stringify(record([candidate([0.6], 0.9, 50)], 0)));
   assert.throws(() => readDefaultChoices('another-world', file), /recorded for world "test-world", read for "another-world"/);
 });
 

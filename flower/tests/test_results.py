@@ -46,8 +46,8 @@ def test_results_file_is_rewritten_atomically_with_cells_replaced_by_id(tmp_path
 def test_results_carry_the_defaults_chosen_on_validation_with_those_a_flag_overrode(tmp_path):
     record = {"format": "pfedprompt-default-choices/1", "world": "w", "command": "c", "code": {"version": "0"}, "createdAt": "t",
               "choices": [{"name": "views", "chosen": 1, "candidates": [
-                  {"settings": {"data.views": 4}, "scoredOn": ["promptfl"], "valAccuracy": 0.5, "testAccuracy": 0.9, "seeds": [1]},
-                  {"settings": {"data.views": 50, "methodOptions.memory.query": "pooled"}, "scoredOn": ["promptfl"], "valAccuracy": 0.6, "testAccuracy": 0.1, "seeds": [1]}]}]}
+                  {"settings": {"data.views": 4}, "scoredOn": ["promptfl"], "valAccuracy": 0.5, "testAccuracy": 0.9, "seeds": [1], "valBySeed": [0.5]},
+                  {"settings": {"data.views": 50, "methodOptions.memory.query": "pooled"}, "scoredOn": ["promptfl"], "valAccuracy": 0.6, "testAccuracy": 0.1, "seeds": [1], "valBySeed": [0.6]}]}]}
     config = {"data": {"views": 50}, "methodOptions": {"memory": {"query": "embedding"}}, "defaultChoices": record}
     assert defaults_of_run(config) == {"choices": record, "overridden": ["methodOptions.memory.query"]}
     assert defaults_of_run({"data": {"views": 50}}) is None
