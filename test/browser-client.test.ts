@@ -14,7 +14,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { after, before, test } from 'node:test';
 import * as ortWeb from 'onnxruntime-web';
-import { createBrowserClient, type BrowserImage, type WebRuntime } from '../src/browser/client.js';
+import { createBrowserClient, imagesFromFolder, type BrowserImage, type WebRuntime } from '../src/browser/client.js';
 import { decodeImage } from '../src/clip/decode.js';
 import { loadDataset } from '../src/data/load-dataset.js';
 import { createPartition } from '../src/data/partitioners/index.js';
@@ -23,7 +23,7 @@ import { parseConfig } from '../src/experiment/config.js';
 import type { Tensors } from '../src/federation/method.js';
 import { sha256Hex } from '../src/io/sha256.js';
 import type { PersonalStateStore } from '../src/node/client-core.js';
-import { ClientNode, type NodeRequest } from '../src/node/client-node.js';
+import { ClientNode, clientImageFiles, type NodeRequest } from '../src/node/client-node.js';
 import { writeWorldDataset } from '../src/world/datasets.js';
 import { nodeRuntime } from '../src/clip/node-runtime.js';
 import { ClipModel } from '../src/clip/model.js';
@@ -68,16 +68,11 @@ class MemoryStateStore implements PersonalStateStore {
   }
 }
 
-/** Client CLIENT's images as a server would hand them to its browser: file bytes, labels, names and splits. */
+/** Client CLIENT's images as a server hands them to its browser (clientImageFiles): file bytes, labels, names and splits. */
 async function worldClientImages(): Promise<{ images: BrowserImage[]; classNames: readonly string[]; classes: readonly number[]; fingerprint: string }> {
-  const dataset = await loadDataset(worldDir, {});
-  const partition = createPartition(dataset, partitionRequest(parseConfig({ ...runConfig, model: SHIPPED }), 2));
-  const own = partition.clients[CLIENT];
-  const images: BrowserImage[] = [];
-  for (const [split, indices, items] of [['train', own.train, dataset.train], ['val', own.val ?? [], dataset.val], ['test', own.test, dataset.test]] as const) {
-    for (const i of indices) images.push({ bytes: await readFile(items[i].path), label: items[i].label, id: items[i].relativePath, split });
-  }
-  return { images, classNames: dataset.classnames, classes: own.classes, fingerprint: dataset.fingerprint };
+  const files = await clientImageFiles({ dataset: worldDir, client: CLIENT }, parseConfig({ ...runConfig, model: SHIPPED }), 2);
+  const images = await Promise.all(files.images.map(async ({ path: file, id, label, split }) => ({ bytes: new Uint8Array(await readFile(file)), id, label, split })));
+  return { images, classNames: files.classNames, classes: files.classes, fingerprint: files.fingerprint };
 }
 
 test('a browser client on onnxruntime-web gives a Node node\'s pFedPrompt update on the same world client', async () => {
@@ -151,11 +146,30 @@ test('features from decoded images on onnxruntime-web equal a Node node\'s throu
   await webModel.release();
 });
 
-test('createBrowserClient: a label outside the classes, an image without bytes, a client outside the federation are refused by name', () => {
+test('createBrowserClient: a label outside the classes, an image without bytes, a client outside the federation, a missing model file are refused by name', async () => {
   const common = { ort: ortWeb as unknown as WebRuntime, modelFiles: async () => undefined, classNames: ['a', 'b'], client: 0, clients: 2, store: new MemoryStateStore() };
   assert.throws(() => createBrowserClient({ ...common, images: [{ bytes: new Uint8Array(1), label: 2, id: 'x.png' }] }), /image x\.png: label 2 is not one of the 2 classes/);
   assert.throws(() => createBrowserClient({ ...common, images: [{ label: 0, id: 'y.png' }] }), /image y\.png: neither bytes nor pixels/);
+  assert.throws(() => createBrowserClient({ ...common, images: [{ bytes: new Uint8Array(1), label: 0, id: 'a.png' }, { bytes: new Uint8Array(1), label: 1, id: 'a.png' }] }), /two images are both named "a\.png"/);
   assert.throws(() => createBrowserClient({ ...common, client: 2, images: [{ bytes: new Uint8Array(1), label: 0 }] }), /client 2 is not one of the federation's 2 clients/);
+  const noModel = createBrowserClient({ ...common, modelName: 'https://example.org/m', images: [{ pixels: { width: 1, height: 1, channels: 3, data: new Uint8Array(3) }, label: 0 }] });
+  const describe: NodeRequest = { runId: 'r', ask: 'describe', runConfig: JSON.stringify(runConfig), cell: { method: 'pfedprompt', seed: 1, shots: 2 }, arrays: {} };
+  await assert.rejects(noModel.handle(describe), /https:\/\/example\.org\/m: the server has no model\.safetensors/);
+  await assert.rejects(noModel.model, /the server has no model\.safetensors/);
+});
+
+test('imagesFromFolder: labels from sorted class folders, a split per photo that does not depend on order, refusals by name', () => {
+  const files = Array.from({ length: 200 }, (_, i) => ({ path: `${['zebra_crossing', 'apple', 'cat'][i % 3]}/photo-${i}.jpg`, data: new Uint8Array([i]) }));
+  const { images, classNames } = imagesFromFolder(files);
+  assert.deepEqual(classNames, ['apple', 'cat', 'zebra crossing']);
+  assert.equal(images.find((image) => image.id === 'zebra_crossing/photo-0.jpg')!.label, 2);
+  const count = (split: string) => images.filter((image) => image.split === split).length;
+  assert.ok(count('test') > 20 && count('test') < 60 && count('val') > 5 && count('val') < 40, `splits ${count('train')}/${count('val')}/${count('test')}`);
+  const reversed = imagesFromFolder([...files].reverse());
+  assert.deepEqual(reversed.images.map((image) => [image.id, image.split, image.label]), images.map((image) => [image.id, image.split, image.label]));
+  assert.throws(() => imagesFromFolder([{ path: 'loose.jpg', data: new Uint8Array(1) }, ...files]), /loose\.jpg: not inside a class folder/);
+  assert.throws(() => imagesFromFolder(files.filter((f) => f.path.startsWith('cat/'))), /1 class sub-folder\(s\); a classifier needs at least 2/);
+  assert.throws(() => imagesFromFolder(files, { val: 0.5, test: 0.5 }), /must be non-negative and leave some photos for training/);
 });
 
 test('sha256 (the pure one the browser path hashes with) matches node:crypto', async () => {

@@ -10,7 +10,7 @@ import { ClipModel, type OnnxRuntime } from '../clip/model.js';
 import type { DecodedPixels } from '../clip/preprocess.js';
 import { ClipTokenizer } from '../clip/tokenizer.js';
 import { clientDataFromImages, type LabelledImage } from '../features/client-images.js';
-import { sha256Hex } from '../io/sha256.js';
+import { sha256, sha256Hex } from '../io/sha256.js';
 import { ClientCore, type CellRequest, type ClientSource, type NodeReply, type NodeRequest, type PersonalStateStore } from '../node/client-core.js';
 import { decodeImageInBrowser } from './decode.js';
 
@@ -117,6 +117,9 @@ export function createBrowserClient(options: BrowserClientOptions): BrowserClien
     }
     if (!image.bytes && !image.pixels) throw new Error(`image ${image.id ?? i}: neither bytes nor pixels`);
   });
+  const ids = options.images.map((image, i) => image.id ?? `image-${i}`);
+  const repeated = ids.find((id, i) => ids.indexOf(id) !== i);
+  if (repeated !== undefined) throw new Error(`images: two images are both named "${repeated}" (an image's id seeds its views and keys its features)`);
   if (options.wasmPaths !== undefined) ort.env.wasm.wasmPaths = options.wasmPaths;
   if (options.threads !== undefined) ort.env.wasm.numThreads = options.threads;
   const modelName = options.modelName ?? 'world-clip';
@@ -126,11 +129,13 @@ export function createBrowserClient(options: BrowserClientOptions): BrowserClien
   decoded.catch(() => undefined);
   const fingerprint = options.fingerprint ?? sha256Hex(JSON.stringify(options.images.map((image, i) => [image.id ?? `image-${i}`, image.label, image.split ?? 'train']))).slice(0, 20);
 
+  // The features of the last cell's views: the next cell of the same run and seed reuses them.
   const features = new Map<string, Promise<ClientSource>>();
   const data = (cell: CellRequest): Promise<ClientSource> => {
     const key = JSON.stringify([cell.views, cell.augmentSeed, cell.tokens]);
     let source = features.get(key);
     if (!source) {
+      features.clear();
       source = (async () => {
         const images = await decoded;
         const train = images.filter((_, i) => (options.images[i].split ?? 'train') === 'train');
@@ -155,7 +160,41 @@ export function createBrowserClient(options: BrowserClientOptions): BrowserClien
     store: options.store,
     log: options.log,
   });
-  return { handle: (request) => core.handle(request), model: loaded.then((l) => l.model) };
+  const model = loaded.then((l) => l.model);
+  model.catch(() => undefined);
+  return { handle: (request) => core.handle(request), model };
+}
+
+/** A picked folder's photos, one sub-folder per class (`class/name.jpg`), as images with labels and splits. */
+export interface FolderImages {
+  readonly images: BrowserImage[];
+  /** Class names by label: the sub-folders' names, sorted, underscores as spaces. */
+  readonly classNames: string[];
+}
+
+/**
+ * The person's photos as a client's images: classes from the sub-folders (sorted, so the same folder always
+ * gives the same labels), each photo's split drawn from a hash of its path (so a reload splits it the same
+ * way and the personal memory stays valid), `test` and `val` the expected shares of the photos. A photo's
+ * path is its id.
+ */
+export function imagesFromFolder(files: readonly { readonly path: string; readonly data: Blob | Uint8Array }[], shares: { readonly val?: number; readonly test?: number } = {}): FolderImages {
+  const val = shares.val ?? 0.1;
+  const test = shares.test ?? 0.2;
+  if (!(val >= 0 && test >= 0 && val + test < 1)) throw new Error(`shares: val ${val} and test ${test} must be non-negative and leave some photos for training`);
+  const classOf = (file: string): string => {
+    const parts = file.split('/').filter(Boolean);
+    if (parts.length < 2) throw new Error(`${file}: not inside a class folder (the folder must hold one sub-folder per class)`);
+    return parts[parts.length - 2];
+  };
+  const folders = [...new Set(files.map((f) => classOf(f.path)))].sort();
+  if (folders.length < 2) throw new Error(`the folder has ${folders.length} class sub-folder(s); a classifier needs at least 2`);
+  const images = [...files].sort((a, b) => (a.path < b.path ? -1 : a.path > b.path ? 1 : 0)).map((file): BrowserImage => {
+    const draw = new DataView(sha256(file.path).buffer).getUint32(0) / 2 ** 32;
+    const split = draw < test ? 'test' : draw < test + val ? 'val' : 'train';
+    return { bytes: file.data, label: folders.indexOf(classOf(file.path)), id: file.path, split };
+  });
+  return { images, classNames: folders.map((name) => name.replaceAll('_', ' ')) };
 }
 
 async function decodeAll(options: BrowserClientOptions): Promise<LabelledImage[]> {

@@ -110,7 +110,7 @@ export function partitionRequest(config: ExperimentConfig, shots: number): Parti
 
 /** What determines a cell's numbers: it is stored with the cell, and a rerun recomputes a cell whose config changed. */
 export function cellConfigOf(config: ExperimentConfig, spec: CellSpec, backbone: string, partition: { readonly dataset: { readonly fingerprint: string } }): Record<string, unknown> {
-  const { name: _name, output: _output, cache: _cache, methods: _methods, seeds: _seeds, variants: _variants, methodOptions: _options, data, federation, ...rest } = config;
+  const { name: _name, output: _output, cache: _cache, methods: _methods, seeds: _seeds, variants: _variants, methodOptions: _options, defaultChoices: _defaultChoices, data, federation, ...rest } = config;
   const { workers: _workers, ...training } = federation; // parallel runs give the same numbers
   return {
     ...rest,

@@ -176,6 +176,11 @@ export const ConfigSchema = z.object({
   /** Feature cache root (default $PFEDPROMPT_CACHE or ~/.cache/pfedprompt/features). */
   cache: z.string().min(1).optional(),
   executionProviders: z.array(z.enum(['cpu', 'cuda'])).min(1).default(['cpu']),
+  /**
+   * How the default experiment's open settings were chosen on validation images (src/experiment/default-choices.ts):
+   * set by the default experiment, copied into results.json; it changes no computation.
+   */
+  defaultChoices: z.record(z.unknown()).optional(),
 }).strict().superRefine((config, ctx) => {
   config.methods.forEach((name, i) => {
     if (!(METHOD_IDS as readonly string[]).includes(name) && !(name in config.variants)) {

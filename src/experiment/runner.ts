@@ -15,7 +15,6 @@ import { createHash } from 'node:crypto';
 import { existsSync, readFileSync, statSync } from 'node:fs';
 import { mkdir, readFile } from 'node:fs/promises';
 import path from 'node:path';
-import { fileURLToPath } from 'node:url';
 import type { ClipModel } from '../clip/model.js';
 import type { Dataset } from '../data/dataset.js';
 import { loadDataset } from '../data/load-dataset.js';
@@ -29,6 +28,8 @@ import { mean, runFederation, type FederationOptions, type FederationResult, typ
 import type { Tensors } from '../federation/method.js';
 import { writeSafetensors } from '../io/safetensors.js';
 import { writeFileAtomic } from '../io/atomic.js';
+import { defaultsOfRun } from './default-choices.js';
+import { PACKAGE_ROOT } from '../io/package-root.js';
 import { RESULTS_FORMAT, type CellResult, type ResultsFile } from '../report/results.js';
 import { writeReport } from '../report/index.js';
 import { loadClientData } from './client-features.js';
@@ -53,7 +54,6 @@ export interface ExperimentOutput {
   readonly files: readonly string[];
 }
 
-const PROJECT_ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..', '..', '..'); // from dist/src/experiment
 
 /** Where the tokenizer is read from: the config's folder, else the model's. */
 export function tokenizerDirOf(config: ExperimentConfig): string {
@@ -100,6 +100,8 @@ interface GridContext {
 async function runGrid(config: ExperimentConfig, events: RunEvents, context: GridContext): Promise<ExperimentOutput> {
   const { outDir, tokenizerDir, backbone, model, cache, code, pool } = context;
   const cells: CellResult[] = [];
+  const chosen = defaultsOfRun(config);
+  const defaults = chosen ? { defaults: chosen } : {};
   const grid = config.data.datasets.flatMap((d) => config.data.shots.flatMap((s) => config.methods.flatMap((m) => config.seeds.map((seed) => ({ d, s, m, seed })))));
   let index = 0;
   for (const datasetSpec of config.data.datasets) {
@@ -133,12 +135,12 @@ async function runGrid(config: ExperimentConfig, events: RunEvents, context: Gri
           await writeFileAtomic(file, `${JSON.stringify({ cellConfigHash: hashOf(cellConfig), cell }, null, 1)}\n`);
           cells.push(cell);
           events.onCellEnd?.(spec, cell, false);
-          await writeResults(outDir, { format: RESULTS_FORMAT, code, createdAt: new Date().toISOString(), cells });
+          await writeResults(outDir, { format: RESULTS_FORMAT, code, createdAt: new Date().toISOString(), ...defaults, cells });
         }
       }
     }
   }
-  const results: ResultsFile = { format: RESULTS_FORMAT, code, createdAt: new Date().toISOString(), cells };
+  const results: ResultsFile = { format: RESULTS_FORMAT, code, createdAt: new Date().toISOString(), ...defaults, cells };
   await writeResults(outDir, results);
   const { files } = await writeReport(results, outDir);
   return { outDir, results, files: [path.join(outDir, 'results.json'), ...files] };
@@ -268,11 +270,12 @@ function isDirectory(p: string): boolean {
 }
 
 /** The package version, and the git commit when the code runs from a checkout. */
-function codeVersion(): ResultsFile['code'] {
-  const version = (JSON.parse(readFileSync(path.join(PROJECT_ROOT, 'package.json'), 'utf8')) as { version: string }).version;
+/** The package version, and the git commit when the package is a checkout. */
+export function codeVersion(): ResultsFile['code'] {
+  const version = (JSON.parse(readFileSync(path.join(PACKAGE_ROOT, 'package.json'), 'utf8')) as { version: string }).version;
   try {
-    const commit = execFileSync('git', ['rev-parse', 'HEAD'], { cwd: PROJECT_ROOT, stdio: ['ignore', 'pipe', 'ignore'] }).toString().trim();
-    const dirty = execFileSync('git', ['status', '--porcelain', '--untracked-files=no'], { cwd: PROJECT_ROOT, stdio: ['ignore', 'pipe', 'ignore'] }).toString().trim();
+    const commit = execFileSync('git', ['rev-parse', 'HEAD'], { cwd: PACKAGE_ROOT, stdio: ['ignore', 'pipe', 'ignore'] }).toString().trim();
+    const dirty = execFileSync('git', ['status', '--porcelain', '--untracked-files=no'], { cwd: PACKAGE_ROOT, stdio: ['ignore', 'pipe', 'ignore'] }).toString().trim();
     return { version, commit: dirty ? `${commit}+dirty` : commit };
   } catch {
     return { version };

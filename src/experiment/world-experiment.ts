@@ -19,15 +19,15 @@
 
 import { existsSync, readFileSync } from 'node:fs';
 import path from 'node:path';
-import { fileURLToPath } from 'node:url';
 import { writeFileAtomic } from '../io/atomic.js';
+import { PACKAGE_ROOT } from '../io/package-root.js';
 import { writeWorldDataset } from '../world/datasets.js';
 import { DEFAULT_WORLD, WORLD_CLIENTS, WORLD_DATASET_SEED, worldDatasetOptions, worldPreset } from '../world/presets.js';
-import type { ConfigInput } from './config.js';
+import { applyOverrides, type ConfigInput } from './config.js';
+import { chosenSettings, readDefaultChoices } from './default-choices.js';
 
 export { DEFAULT_WORLD, WORLD_PRESETS, clientDomains, worldDatasetOptions, worldPreset, type WorldPreset, type WorldPresetName } from '../world/presets.js';
 
-const PACKAGE_ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..', '..', '..'); // from dist/src/experiment
 export const WORLD_MODEL_DIR = path.join(PACKAGE_ROOT, 'models', 'world-clip');
 
 /** Writes `world`'s dataset under `dir` unless the same one is there already. */
@@ -42,14 +42,17 @@ export async function prepareWorldDataset(dir: string, log: (message: string) =>
   return dir;
 }
 
-/** The default experiment's config (before flags), its dataset drawn into `<output>/data/world`. */
-export async function worldExperimentConfig(outputDir: string, log?: (message: string) => void, world: string = DEFAULT_WORLD): Promise<ConfigInput> {
+/**
+ * The default experiment's config (before flags), its dataset drawn into `<output>/data/world`, with the settings
+ * chosen on validation for this world (`chosenDefaults: false`: the schema's own, as `npm run select:defaults` starts from).
+ */
+export async function worldExperimentConfig(outputDir: string, log?: (message: string) => void, world: string = DEFAULT_WORLD, options: { chosenDefaults?: boolean } = {}): Promise<ConfigInput> {
   worldPreset(world);
   if (!existsSync(path.join(WORLD_MODEL_DIR, 'config.json'))) {
     throw new Error(`the bundled model is missing from ${WORLD_MODEL_DIR}: run \`npm run pretrain:world\` to make it`);
   }
   const dataset = await prepareWorldDataset(path.join(outputDir, 'data', world === DEFAULT_WORLD ? 'world' : `world-${world}`), log, world);
-  return {
+  const config: ConfigInput = {
     name: world === DEFAULT_WORLD ? 'world' : `world-${world}`,
     model: WORLD_MODEL_DIR,
     backbone: 'world-ViT (bundled)',
@@ -58,12 +61,16 @@ export async function worldExperimentConfig(outputDir: string, log?: (message: s
       datasets: [dataset],
       shots: [4],
       partition: { scheme: 'pathological', clients: WORLD_CLIENTS },
-      views: 50, // one per epoch of the run (README: the protocol as the field runs it)
     },
     methods: ['zeroshot', 'local-coop', 'promptfl', 'promptfl-ft', 'promptper', 'promptprox', 'promptamp', 'pfedprompt', 'local-tip-adapter', 'fedotp', 'pfedmoap'],
     seeds: [1, 2, 3],
     federation: { rounds: 10, localEpochs: 5, batchSize: 32 },
-    optimizer: { warmupEpochs: 0 }, // measured no gain on this world (README: the protocol as the field runs it)
     prompt: { contextLength: 16 },
   };
+  // The open settings (views, warm-up, the memory's choices, Tip-Adapter's grid) as chosen on validation images
+  // for this world by `npm run select:defaults`; the record goes into results.json. Without one, the schema's defaults.
+  const record = options.chosenDefaults === false ? undefined : readDefaultChoices(world);
+  if (!record) return config;
+  const chosen = applyOverrides(config, chosenSettings(record).map(([key, value]) => [key, JSON.stringify(value)])) as ConfigInput;
+  return { ...chosen, defaultChoices: record };
 }

@@ -7,11 +7,14 @@
 
 import path from 'node:path';
 import type { ClipModel } from '../clip/model.js';
+import type { Dataset, ImageItem } from '../data/dataset.js';
 import { loadDataset } from '../data/load-dataset.js';
+import type { Partition } from '../data/partition.js';
 import { readPartition } from '../data/partition-file.js';
 import { createPartition } from '../data/partitioners/index.js';
 import { partitionRequest } from '../experiment/cell.js';
 import { loadClientData } from '../experiment/client-features.js';
+import type { ExperimentConfig } from '../experiment/config.js';
 import { FeatureCache } from '../features/cache.js';
 import { sharedModel, sharedTokenizer } from '../federation/client-executor.js';
 import type { Tensors } from '../federation/method.js';
@@ -79,18 +82,51 @@ export class ClientNode {
     return this.core.handle(request);
   }
 
-  /** This node's client of a cell: its dataset, partitioned as the run partitions it (or by the node's partition file), through the feature cache. */
+  /** This node's client of a cell, through the feature cache. */
   private async clientSource({ config, spec, model, views, augmentSeed, tokens }: CellRequest): Promise<ClientSource> {
     const { options } = this;
-    const dataset = await loadDataset(options.data.dataset, { root: options.data.root, skipBad: config.data.skipBad });
-    const partition = options.data.partitionFile
-      ? await readPartition(options.data.partitionFile, dataset)
-      : createPartition(dataset, partitionRequest(config, spec.shots));
-    if (partition.scheme.shots !== spec.shots) throw new Error(`${options.data.partitionFile}: a ${partition.scheme.shots}-shot partition, but the server asks for ${spec.shots} shots`);
+    const { dataset, partition } = await clientPartition(options.data, config, spec.shots);
     const cache = await FeatureCache.open(model.weights, { root: options.cache ?? config.cache, onWarning: options.log });
     const [data] = await loadClientData(model, dataset, partition, { views, augmentSeed, cache, onWarning: options.log, only: [options.data.client], tokens });
     return { data, clients: partition.clients.length, classnames: dataset.classnames, datasetLabel: dataset.name, fingerprint: dataset.fingerprint };
   }
+}
+
+/** A node's dataset, partitioned as the run partitions it (or by the node's partition file) for `shots`. */
+export async function clientPartition(data: NodeData, config: ExperimentConfig, shots: number): Promise<{ dataset: Dataset; partition: Partition }> {
+  const dataset = await loadDataset(data.dataset, { root: data.root, skipBad: config.data.skipBad });
+  const partition = data.partitionFile ? await readPartition(data.partitionFile, dataset) : createPartition(dataset, partitionRequest(config, shots));
+  if (partition.scheme.shots !== shots) throw new Error(`${data.partitionFile}: a ${partition.scheme.shots}-shot partition, but the server asks for ${shots} shots`);
+  if (!partition.clients[data.client]) throw new Error(`no client ${data.client}: the partition has ${partition.clients.length} clients (0 … ${partition.clients.length - 1})`);
+  return { dataset, partition };
+}
+
+/** One image file of a client, as a page's server offers it to a browser node (createBrowserClient's images). */
+export interface ClientImageFile {
+  readonly path: string;
+  /** Its path relative to the dataset: it seeds the image's augmented views, so a browser must use it as the image's id. */
+  readonly id: string;
+  readonly label: number;
+  readonly split: 'train' | 'val' | 'test';
+}
+
+/**
+ * A client's images as files, with what a browser node must be told to stand in for that client
+ * (createBrowserClient's classNames, classes, clients, fingerprint): how a server lets a browser hold
+ * a world client, whose images a page cannot draw itself (src/world/ and the partitioners need Node).
+ */
+export async function clientImageFiles(data: NodeData, config: ExperimentConfig, shots: number): Promise<{
+  readonly images: readonly ClientImageFile[]; readonly classNames: readonly string[]; readonly classes: readonly number[];
+  readonly clients: number; readonly fingerprint: string; readonly datasetLabel: string;
+}> {
+  const { dataset, partition } = await clientPartition(data, config, shots);
+  const own = partition.clients[data.client];
+  const files = (split: ClientImageFile['split'], indices: readonly number[], items: readonly ImageItem[]): ClientImageFile[] =>
+    indices.map((i) => ({ path: items[i].path, id: items[i].relativePath, label: items[i].label, split }));
+  return {
+    images: [...files('train', own.train, dataset.train), ...files('val', own.val ?? [], dataset.val), ...files('test', own.test, dataset.test)],
+    classNames: dataset.classnames, classes: own.classes, clients: partition.clients.length, fingerprint: dataset.fingerprint, datasetLabel: dataset.name,
+  };
 }
 
 function safe(name: string): string {
