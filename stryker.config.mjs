@@ -23,6 +23,8 @@ const stages = [
   `${node} --test-name-pattern='^(?!${endToEnd}|<root>$)' dist/test/methods.test.js`,
   ...['method-behaviour', 'engine', 'prompt', 'fedotp', 'pfedmoap-clients', 'protocol'].map((name) => `${node} dist/test/${name}.test.js`),
   `${node} --test-name-pattern='^${endToEnd}' dist/test/methods.test.js`,
+  // The client half in a browser: decode, features from decoded images, the browser client against a Node node.
+  ...['browser-decode', 'checkpoint-bytes', 'browser-client'].map((name) => `${node} dist/test/${name}.test.js`),
 ];
 // Other modules name their own tests: PFEDPROMPT_STRYKER_TESTS=web-crypto,gateway-transport,serve
 // npx stryker run --mutate 'src/flower/web-crypto.ts,src/flower/gateway-transport.ts,src/serve/*.ts'

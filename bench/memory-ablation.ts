@@ -11,7 +11,8 @@ import { writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { flagPairs } from '../src/cli/run.js';
-import { applyOverrides, parseConfig, readConfigFile } from '../src/experiment/config.js';
+import { applyOverrides, parseConfig, type ExperimentConfig } from '../src/experiment/config.js';
+import { readConfigFile } from '../src/experiment/config-file.js';
 import { runExperiment } from '../src/experiment/runner.js';
 import { DEFAULT_WORLD, worldExperimentConfig } from '../src/experiment/world-experiment.js';
 import { mean, percent, populationStd } from '../src/report/aggregate.js';
@@ -38,17 +39,27 @@ export function ablationTable(cells: readonly CellResult[]): string {
   return lines.join('\n');
 }
 
+/** The ablation's config: the world's default experiment with the file's fields, then the flags. */
+export async function memoryAblationConfig(worldName: string, pairs: readonly [string, string][], defaultOutput: string): Promise<ExperimentConfig> {
+  const output = path.resolve(pairs.find(([key]) => key === 'output')?.[1] ?? defaultOutput);
+  const world = await worldExperimentConfig(output, (m) => console.error(m), worldName);
+  return parseConfig(applyOverrides({ ...world, ...(await readConfigFile(FILE)), output }, pairs), FILE);
+}
+
+/** Runs an experiment with a line per cell on stderr. */
+export function runLogged(config: ExperimentConfig): ReturnType<typeof runExperiment> {
+  return runExperiment(config, {
+    log: (m) => console.error(m),
+    onCellEnd: (cell, result, reused) => console.error(`${reused ? 'kept' : 'done'}: ${cell.id} ${percent(result.meanAccuracy)}%`),
+  });
+}
+
 async function main(): Promise<void> {
   const all = flagPairs(process.argv.slice(2));
   const worldName = all.find(([key]) => key === 'world')?.[1] ?? DEFAULT_WORLD; // --world classic: the first world
   const pairs = all.filter(([key]) => key !== 'world');
-  const output = path.resolve(pairs.find(([key]) => key === 'output')?.[1] ?? path.join('runs', worldName === DEFAULT_WORLD ? 'memory-ablation' : `memory-ablation-${worldName}`));
-  const world = await worldExperimentConfig(output, (m) => console.error(m), worldName);
-  const config = parseConfig(applyOverrides({ ...world, ...(await readConfigFile(FILE)), output }, pairs), FILE);
-  const done = await runExperiment(config, {
-    log: (m) => console.error(m),
-    onCellEnd: (cell, result, reused) => console.error(`${reused ? 'kept' : 'done'}: ${cell.id} ${percent(result.meanAccuracy)}%`),
-  });
+  const config = await memoryAblationConfig(worldName, pairs, path.join('runs', worldName === DEFAULT_WORLD ? 'memory-ablation' : `memory-ablation-${worldName}`));
+  const done = await runLogged(config);
   const table = ablationTable(done.results.cells);
   const scaled = config.memorySearch.scaleAlpha;
   const text = [

@@ -6,7 +6,8 @@ export { expectedShapes, clipFromFiles, type ClipFiles } from './clip/checkpoint
 export { loadClip } from './clip/checkpoint-file.js';
 export { ClipTokenizer } from './clip/tokenizer.js';
 export { loadTokenizer } from './clip/tokenizer-file.js';
-export { decodeImage, preprocessImage, preprocessPixels } from './clip/preprocess.js';
+export { preprocessPixels, type DecodedPixels } from './clip/preprocess.js';
+export { decodeImage, preprocessImage } from './clip/decode.js';
 export { ClipModel, type ClipRuntime, type OnnxRuntime, type ImageFeatures, type PromptLossResult, type TextBatch } from './clip/model.js';
 export { loadClipModel, nodeRuntime, type RuntimeOptions } from './clip/node-runtime.js';
 export { cosineLogits, normalizeRows, softmaxRows } from './clip/similarity.js';
@@ -15,8 +16,8 @@ export { readSafetensors, writeSafetensors } from './io/safetensors.js';
 export { writeFileAtomic } from './io/atomic.js';
 export { HELD_OUT_PAIRS, SHAPES, COLOURS, SIZES, PATTERNS, POSITIONS, caption, describe, sampleScene, type Scene, type Attribute } from './world/scene.js';
 export { STYLE_PRESETS, NEUTRAL_STYLE, randomStyle, stylePreset, type Style } from './world/style.js';
-export { renderScene, encodePng } from './world/render.js';
-export { WORLD_IMAGE_SIZE, readWorldDomains, worldClasses, worldExamples, writeWorldDataset, type WorldDatasetOptions, type WorldDatasetSummary } from './world/datasets.js';
+export { renderScene } from './world/render.js';
+export { WORLD_IMAGE_SIZE, encodePng, readWorldDomains, worldClasses, worldExamples, writeWorldDataset, type WorldDatasetOptions, type WorldDatasetSummary } from './world/datasets.js';
 export { pretrainWorldClip, DEFAULT_PRETRAIN, WORLD_CLIP, type PretrainOptions, type PretrainReport } from './pretrain/train.js';
 export { zeroShotWorld, type ZeroShotReport } from './pretrain/evaluate.js';
 export { CoopPrompt, DEFAULT_PROMPT, type PromptOptions, type ClassTokenPosition } from './prompt/coop-prompt.js';
@@ -31,7 +32,8 @@ export { forEachBatch, trainLocally, type LocalTrainingOptions, type Penalty, ty
 export { textTower, type TextTower } from './federation/text-tower.js';
 export { METHOD_IDS, createMethod, DEFAULT_METHOD_OPTIONS, type MethodId, type MethodOptions } from './methods/index.js';
 export { VisualMemory, DEFAULT_MEMORY, type MemoryOptions } from './methods/visual-memory.js';
-export { ConfigSchema, parseConfig, readConfigFile, applyOverrides, type ExperimentConfig } from './experiment/config.js';
+export { ConfigSchema, parseConfig, applyOverrides, type ExperimentConfig } from './experiment/config.js';
+export { readConfigFile } from './experiment/config-file.js';
 export { runExperiment, type RunEvents, type ExperimentOutput } from './experiment/runner.js';
 export { loadClientData } from './experiment/client-features.js';
 export {

@@ -70,7 +70,7 @@ test('a reload keeps the node key (same public key, private key not extractable)
     await page.evaluate(async () => {
       const { NodeStorage } = globalThis as unknown as Api;
       const storage = await NodeStorage.open();
-      await storage.personalStore('run-7', 'world/vit/2shot/pfedprompt/seed1').save({ memory: Float32Array.of(1.5, -2, 3.25), labels: Float32Array.of(0, 1) });
+      await storage.put('run-7', 'world__vit__2shot__pfedprompt__seed1', { memory: Float32Array.of(1.5, -2, 3.25), labels: Float32Array.of(0, 1) });
       await storage.saveDataSource({ kind: 'world', client: 3, seed: 2 });
       storage.close();
     });
@@ -83,8 +83,8 @@ test('a reload keeps the node key (same public key, private key not extractable)
     const kept = await page.evaluate(async () => {
       const { NodeStorage } = globalThis as unknown as Api;
       const storage = await NodeStorage.open();
-      const state = await storage.personalStore('run-7', 'world/vit/2shot/pfedprompt/seed1').load();
-      const other = await storage.personalStore('run-8', 'world/vit/2shot/pfedprompt/seed1').load();
+      const state = await storage.get('run-7', 'world__vit__2shot__pfedprompt__seed1');
+      const other = await storage.get('run-8', 'world__vit__2shot__pfedprompt__seed1');
       const source = await storage.dataSource();
       const count = await storage.personalStates();
       storage.close();
@@ -118,7 +118,7 @@ test('personal state that is not Float32Arrays is refused, naming the tensor', {
       const { NodeStorage } = globalThis as unknown as Api;
       const storage = await NodeStorage.open();
       try {
-        await storage.personalStore('r', 'c').save({ rows: [1, 2] as unknown as Float32Array });
+        await storage.put('r', 'c', { rows: [1, 2] as unknown as Float32Array });
         return 'saved';
       } catch (error) {
         return (error as Error).message;

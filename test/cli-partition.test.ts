@@ -11,7 +11,7 @@ import path from 'node:path';
 
 import { PROJECT_ROOT, fixture } from './shared.js';
 import { loadDataset } from '../src/data/load-dataset.js';
-import { readPartition } from '../src/data/partition.js';
+import { readPartition } from '../src/data/partition-file.js';
 
 interface Case {
   classes: number;

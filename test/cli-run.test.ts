@@ -92,6 +92,29 @@ test('run: every number is traceable to its config and code version', async () =
   }
 });
 
+test('run: results.json carries the record of defaults chosen on validation, naming the settings the run overrode', async () => {
+  const chosen = {
+    format: 'pfedprompt-default-choices/1', world: 'shapes', command: 'test', code: { version: '0' }, createdAt: '2026-11-30T00:00:00Z',
+    choices: [{ name: 'views and rounds', chosen: 0, candidates: [
+      { settings: { 'data.views': 1, 'federation.rounds': 5 }, scoredOn: ['zeroshot'], valAccuracy: 0.5, testAccuracy: 0.5, seeds: [1], valBySeed: [0.5] },
+      { settings: { 'data.views': 2, 'federation.rounds': 2 }, scoredOn: ['zeroshot'], valAccuracy: 0.4, testAccuracy: 0.9, seeds: [1], valBySeed: [0.4] },
+    ] }],
+  };
+  writeFileSync(path.join(workdir, 'chosen.yaml'), `${readFileSync(path.join(workdir, 'small.yaml'), 'utf8')}\ndefaultChoices: ${JSON.stringify(chosen)}\n`);
+  const run = pfedprompt('run', '--config', 'chosen.yaml', '--methods', 'zeroshot', '--seeds', '1', '--output', 'chosen');
+  assert.equal(run.status, 0, run.stderr);
+  const results = JSON.parse(readFileSync(path.join(workdir, 'chosen', 'results.json'), 'utf8'));
+  assert.deepEqual(results.defaults.choices, chosen);
+  assert.deepEqual(results.defaults.overridden, ['federation.rounds']); // views 1 as chosen; rounds 2, not the chosen 5
+  // The tables say it too: the winner first, and that this run overrode it.
+  const md = readFileSync(path.join(workdir, 'chosen', 'results.md'), 'utf8');
+  assert.match(md, /## Settings chosen on validation/);
+  assert.match(md, /\| views and rounds \| data\.views = 1, federation\.rounds = 5 \(overridden in this run\) \| 1 \/ 5: 50\.00; 2 \/ 2: 40\.00 \|/);
+  assert.match(readFileSync(path.join(workdir, 'chosen', 'report.html'), 'utf8'), /Settings chosen on validation/);
+  // The record describes the run; it is no part of a cell's config, so it never makes a cell recompute.
+  assert.equal(results.cells[0].config.defaultChoices, undefined);
+});
+
 test('run: an unknown or ill-typed field is an error naming it', () => {
   const unknown = pfedprompt('run', '--config', 'small.yaml', '--federation.round', '3');
   assert.equal(unknown.status, 1);

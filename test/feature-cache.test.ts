@@ -16,14 +16,16 @@ import sharp from 'sharp';
 import { type ClipModel } from '../src/clip/model.js';
 import { loadClipModel } from '../src/clip/node-runtime.js';
 import { CLIP_PREPROCESS } from '../src/clip/weights.js';
-import { decodeImage, preprocessCrop, preprocessImage, preprocessPixels } from '../src/clip/preprocess.js';
+import { decodeImage, preprocessImage } from '../src/clip/decode.js';
+import { preprocessCrop, preprocessPixels } from '../src/clip/preprocess.js';
 import type { ImageItem } from '../src/data/dataset.js';
 import { augmentParams, augmentPixels, augmentView, randomResizedCropBox, roundHalfEven, viewRandom } from '../src/features/augment.js';
 import { FeatureCache, featureKey, imageKey, modelFingerprint } from '../src/features/cache.js';
 import { float32ToHalfBits } from '../src/io/safetensors.js';
 import { extractFeatures } from '../src/features/extract.js';
 import { loadDataset } from '../src/data/load-dataset.js';
-import { makePartition, writePartition } from '../src/data/partition.js';
+import { makePartition } from '../src/data/partition.js';
+import { writePartition } from '../src/data/partition-file.js';
 import { halfBitsToFloat32 } from '../src/io/safetensors.js';
 import { PROJECT_ROOT, fixture } from './shared.js';
 

@@ -379,7 +379,7 @@ test('privacy: every byte a node sends in a pFedPrompt and a PromptPer cell is d
       }
     };
     // The node's loaded cell: its own features (a test reaching into the node on purpose).
-    const cell = await (client as unknown as { cell: Promise<{ data: { train: { embeds: Float32Array; pooled: Float32Array }[]; test: { embeds: Float32Array; pooled: Float32Array } } }> }).cell;
+    const cell = await (client as unknown as { core: { cell: Promise<{ data: { train: { embeds: Float32Array; pooled: Float32Array }[]; test: { embeds: Float32Array; pooled: Float32Array } } }> } }).core.cell;
     for (const set of [...cell.data.train, cell.data.test]) {
       windows(set.embeds, 'a feature embedding');
       windows(set.pooled, 'a pooled feature');

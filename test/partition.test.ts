@@ -13,7 +13,8 @@ import { PythonRandom } from '../src/data/python-random.js';
 import { pathologicalPartition, pathologicalSplit } from '../src/data/partitioners/pathological.js';
 import { dirichletPartition, sampleDirichlet, sampleLogGamma } from '../src/data/partitioners/dirichlet.js';
 import { iidPartition } from '../src/data/partitioners/iid.js';
-import { clientImages, partitionSummary, readPartition, writePartition, type Partition } from '../src/data/partition.js';
+import { clientImages, partitionSummary, type Partition } from '../src/data/partition.js';
+import { readPartition, writePartition } from '../src/data/partition-file.js';
 
 interface Case {
   classes: number;

@@ -18,7 +18,8 @@ import path from 'node:path';
 
 import { fixture } from './shared.js';
 import { CLIP_PREPROCESS } from '../src/clip/weights.js';
-import { cropOrigin, decodeImage, preprocessImage, preprocessPixels, shortestEdgeSize } from '../src/clip/preprocess.js';
+import { decodeImage, preprocessImage } from '../src/clip/decode.js';
+import { cropOrigin, preprocessPixels, shortestEdgeSize } from '../src/clip/preprocess.js';
 
 const config = CLIP_PREPROCESS(224);
 

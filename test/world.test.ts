@@ -8,7 +8,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { after, test } from 'node:test';
 import { loadClipModel } from '../src/clip/node-runtime.js';
-import { decodeImage, preprocessImage } from '../src/clip/preprocess.js';
+import { decodeImage, preprocessImage } from '../src/clip/decode.js';
 import { SeededRandom } from '../src/clip/random.js';
 import { loadTokenizer } from '../src/clip/tokenizer-file.js';
 import { readImageFolder } from '../src/data/image-folder.js';

@@ -43,12 +43,30 @@ def read_cells(path: Path) -> list[dict[str, Any]]:
     return doc["cells"] if isinstance(doc, dict) and doc.get("format") == RESULTS_FORMAT and isinstance(doc.get("cells"), list) else []
 
 
-def record_cell(out_dir: Path, cell: dict[str, Any]) -> Path:
-    """Adds `cell` to the results file (replacing a cell of the same id) and writes it atomically."""
+def defaults_of_run(config: dict[str, Any]) -> dict[str, Any] | None:
+    """The record of defaults chosen on validation that the default experiment's config carries, with the chosen
+    settings this run does not use (a flag replaced them), as defaultsOfRun in src/experiment/default-choices.ts."""
+    record = config.get("defaultChoices")
+    if not record:
+        return None
+    overridden: list[str] = []
+    for choice in record["choices"]:
+        for key, value in choice["candidates"][choice["chosen"]]["settings"].items():
+            held: Any = config
+            for part in key.split("."):
+                held = held.get(part) if isinstance(held, dict) else None
+            if held != value and key not in overridden:
+                overridden.append(key)
+    return {"choices": record, "overridden": overridden}
+
+
+def record_cell(out_dir: Path, cell: dict[str, Any], defaults: dict[str, Any] | None = None) -> Path:
+    """Adds `cell` to the results file (replacing a cell of the same id) and writes it atomically, with the run's
+    record of defaults chosen on validation when it has one."""
     out_dir.mkdir(parents=True, exist_ok=True)
     path = out_dir / "results.json"
     cells = [c for c in read_cells(path) if c.get("id") != cell["id"]] + [cell]
-    doc = {"format": RESULTS_FORMAT, "code": {"version": __version__}, "createdAt": iso_now(), "cells": cells}
+    doc = {"format": RESULTS_FORMAT, "code": {"version": __version__}, "createdAt": iso_now(), **({"defaults": defaults} if defaults else {}), "cells": cells}
     write_atomic(path, json.dumps(json_safe(doc), indent=1, ensure_ascii=False, allow_nan=False) + "\n")
     return path
 

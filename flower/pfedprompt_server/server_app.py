@@ -21,7 +21,7 @@ from .cell import CellOptions, run_cell
 from .experiment import cells, load_config, output_dir
 from .failures import FederationError
 from .polling import PolledGrid
-from .results import record_cell, write_final_state
+from .results import defaults_of_run, record_cell, write_final_state
 
 app = ServerApp()
 
@@ -42,5 +42,5 @@ def main(grid: Grid, context: Context) -> None:
         log(INFO, "cell %d/%d: %s, seed %d, %d shots", index, len(grid_cells), spec.method, spec.seed, spec.shots)
         result, state = run_cell(grid, spec, run_config, options)
         write_final_state(out, result["id"], state)
-        written = record_cell(out, result)
+        written = record_cell(out, result, defaults_of_run(config))
         log(INFO, "%s: mean accuracy %.4f → %s", result["id"], result["meanAccuracy"], written)

@@ -6,7 +6,7 @@ import pytest
 
 from conftest import REPO, run
 from fake_node import FakeNode
-from pfedprompt_server.results import RESULTS_FORMAT, record_cell
+from pfedprompt_server.results import RESULTS_FORMAT, defaults_of_run, record_cell
 
 CELL_KEYS = ["id", "method", "methodLabel", "dataset", "datasetLabel", "backbone", "shots", "seed", "scoring", "config",
              "clients", "meanAccuracy", "meanValAccuracy", "stdAccuracy", "rounds", "wallSeconds"]
@@ -41,6 +41,20 @@ def test_results_file_is_rewritten_atomically_with_cells_replaced_by_id(tmp_path
     assert [c["id"] for c in doc["cells"]] == [c["id"] for c in cells[1:]] + [cells[0]["id"]]
     assert doc["cells"][-1]["wallSeconds"] == 123.0
     assert [p.name for p in tmp_path.iterdir()] == ["results.json"]  # no temporary file left
+
+
+def test_results_carry_the_defaults_chosen_on_validation_with_those_a_flag_overrode(tmp_path):
+    record = {"format": "pfedprompt-default-choices/1", "world": "w", "command": "c", "code": {"version": "0"}, "createdAt": "t",
+              "choices": [{"name": "views", "chosen": 1, "candidates": [
+                  {"settings": {"data.views": 4}, "scoredOn": ["promptfl"], "valAccuracy": 0.5, "testAccuracy": 0.9, "seeds": [1], "valBySeed": [0.5]},
+                  {"settings": {"data.views": 50, "methodOptions.memory.query": "pooled"}, "scoredOn": ["promptfl"], "valAccuracy": 0.6, "testAccuracy": 0.1, "seeds": [1], "valBySeed": [0.6]}]}]}
+    config = {"data": {"views": 50}, "methodOptions": {"memory": {"query": "embedding"}}, "defaultChoices": record}
+    assert defaults_of_run(config) == {"choices": record, "overridden": ["methodOptions.memory.query"]}
+    assert defaults_of_run({"data": {"views": 50}}) is None
+    cell, _ = run("zeroshot", [FakeNode(c, 2) for c in range(2)], rounds=1)
+    doc = json.loads(record_cell(tmp_path, cell, defaults_of_run(config)).read_text())
+    assert list(doc) == ["format", "code", "createdAt", "defaults", "cells"]  # as runner.ts writes it
+    assert doc["defaults"]["overridden"] == ["methodOptions.memory.query"]
 
 
 def test_nan_is_written_as_null(tmp_path):

@@ -6,12 +6,11 @@
 // worker.ts wires it to onnxruntime-web's client and the gateway transport; tests can give
 // it other parts.
 
-import type { PersonalStore } from '../federation/client.js';
 import { FleetNode, type IncomingMessage, type MessageHandler } from '../flower/node.js';
 import type { FlowerLogger } from '../flower/logger.js';
 import type { FleetTransport } from '../flower/transport.js';
 import { WebNodeKey, webSha256Hex } from '../flower/web-crypto.js';
-import type { NodeReply, NodeRequest } from '../node/client-node.js';
+import type { NodeReply, NodeRequest, PersonalStateStore } from '../node/client-core.js';
 import { NODE_METRICS, flowerHandler } from '../node/flower-handler.js';
 import { CountingTransport } from './counting-transport.js';
 import type { DataSource, Disclosure, PageToWorker, Progress, WorkerToPage } from './protocol.js';
@@ -34,8 +33,8 @@ export interface MethodTexts {
 export interface NodeWorkerParts {
   /** Every method a browser node runs. */
   readonly methods: readonly MethodTexts[];
-  /** The client for a data source; personal state goes to `personal(runId, cell)`. */
-  createCompute(source: DataSource, context: { personal: (runId: string, cell: string) => PersonalStore; status: (text: string) => void }): Promise<NodeCompute>;
+  /** The client for a data source; its personal state goes to `store` (IndexedDB). */
+  createCompute(source: DataSource, context: { store: PersonalStateStore; status: (text: string) => void }): Promise<NodeCompute>;
   /** The Fleet transport to the page's own server (the gateway). */
   transport(origin: string): FleetTransport;
   /** Milliseconds to add to the local clock to read the server's. */
@@ -112,7 +111,7 @@ class NodeSession {
     const key = await WebNodeKey.fromKeyPair(pair);
     const personalStates = await storage.personalStates();
     this.status('Loading the model and your images…');
-    const compute = await this.parts.createCompute(source, { personal: (runId, cell) => storage.personalStore(runId, cell), status: this.status });
+    const compute = await this.parts.createCompute(source, { store: storage, status: this.status });
     const offset = await this.parts.clockOffset(this.origin);
     if (Math.abs(offset) > 2000) this.status(`This device's clock is ${(offset / 1000).toFixed(1)} s off the server's: signing at the server's time`);
     this.transport = new CountingTransport(this.parts.transport(this.origin), () => {
@@ -122,7 +121,10 @@ class NodeSession {
     const handler: MessageHandler = async (message, context) => {
       const asked = describeMessage(message);
       this.update({ ...asked, messages: this.progress.messages + 1 });
+      const verb = { describe: 'Preparing your data for the run', fit: 'Training on your images', finish: 'Fine-tuning', evaluate: 'Testing on your images' }[asked.ask ?? ''] ?? 'Answering the server';
+      this.status(`${verb}${asked.round !== undefined && asked.ask === 'fit' ? ` (round ${asked.round})` : ''}…`);
       const reply = await handle(message, context);
+      this.status('Waiting for the server');
       if (reply.get('facts')) {
         const facts = JSON.parse(reply.configRecord('facts').string('json')) as { uploadSpec: Record<string, number>; cell: { method: string } };
         this.disclose(facts.cell.method, facts.uploadSpec);
@@ -143,7 +145,7 @@ class NodeSession {
       signer: key,
       sha256: webSha256Hex,
       handler,
-      logger: workerLogger(this.status),
+      logger: workerLogger((text) => this.post({ type: 'log', text }), this.status),
       heartbeatInterval: heartbeatInterval ?? 10,
       pollIntervalMs: 500,
       now: () => new Date(Date.now() + offset),
@@ -185,10 +187,11 @@ function describeMessage(message: IncomingMessage): Partial<Progress> {
   };
 }
 
-function workerLogger(status: (text: string) => void): FlowerLogger {
+/** FleetNode's lines: routine ones to the page's log, warnings and errors to its status too. */
+function workerLogger(log: (text: string) => void, status: (text: string) => void): FlowerLogger {
   return {
     debug: () => undefined,
-    info: (m) => status(m),
+    info: (m) => log(m),
     warn: (m) => status(`warning: ${m}`),
     error: (m) => status(`error: ${m}`),
   };

@@ -69,13 +69,13 @@ function showFolder(files: readonly File[]): void {
 }
 
 function chosenSource(): DataSource {
+  const client = Number($<HTMLInputElement>('client').value);
+  if (!Number.isInteger(client) || client < 0) throw new Error('the client index must be a whole number ≥ 0');
   if ($<HTMLInputElement>('source-folder').checked) {
     if (photos.length === 0) throw new Error('choose a folder of photos first (one sub-folder per class)');
-    return { kind: 'folder', files: photos };
+    return { kind: 'folder', files: photos, client };
   }
-  const client = Number($<HTMLInputElement>('client').value);
   const seed = Number($<HTMLInputElement>('seed').value);
-  if (!Number.isInteger(client) || client < 0) throw new Error('the client index must be a whole number ≥ 0');
   if (!Number.isInteger(seed)) throw new Error('the seed must be a whole number');
   return { kind: 'world', client, seed };
 }
@@ -121,6 +121,9 @@ worker.onmessage = (event: MessageEvent<WorkerToPage>) => {
     }
     case 'status':
       $('status').textContent = m.text;
+      log(m.text);
+      break;
+    case 'log':
       log(m.text);
       break;
     case 'joined':
@@ -195,6 +198,7 @@ if (localStorage.getItem(JOINED) === '1') {
       $<HTMLInputElement>('seed').value = String(source.seed);
     } else {
       $<HTMLInputElement>('source-folder').checked = true;
+      $<HTMLInputElement>('client').value = String(source.client);
       $('folder-summary').textContent = `${source.files.length} photos kept in this browser from your last visit`;
     }
     log('rejoining after a reload');

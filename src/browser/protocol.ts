@@ -5,8 +5,8 @@
 /** Where the node's local dataset comes from. */
 export type DataSource =
   /** The person's photos: one sub-folder per class, as `<input webkitdirectory>` gives them. */
-  | { readonly kind: 'folder'; readonly files: readonly PhotoFile[] }
-  /** A local dataset drawn from the bundled world: this client's share of it. */
+  | { readonly kind: 'folder'; readonly files: readonly PhotoFile[]; readonly client: number }
+  /** A local dataset drawn from the bundled world (`seed`: the world's dataset seed): this client's share of it. */
   | { readonly kind: 'world'; readonly client: number; readonly seed: number };
 
 export interface PhotoFile {
@@ -50,7 +50,10 @@ export interface Progress {
 export type WorkerToPage =
   /** `methods`: every method a browser node can run, for the page's choice. */
   | { readonly type: 'disclosure'; readonly disclosure: Disclosure; readonly methods: readonly { readonly id: string; readonly label: string }[] }
+  /** What the node is doing, in words (shown as the status and logged). */
   | { readonly type: 'status'; readonly text: string }
+  /** The protocol's own lines (registration, messages received and answered): logged only. */
+  | { readonly type: 'log'; readonly text: string }
   | { readonly type: 'joined'; readonly nodeId: string; readonly restored: boolean; readonly personalStates: number }
   | { readonly type: 'progress'; readonly progress: Progress }
   | { readonly type: 'left' }

@@ -7,8 +7,8 @@
 //   Cache Storage "pfedprompt-model": the model's files, fetched once.
 // Nothing here is sent anywhere.
 
-import type { PersonalStore } from '../federation/client.js';
 import type { Tensors } from '../federation/method.js';
+import type { PersonalStateStore } from '../node/client-core.js';
 import type { DataSource } from './protocol.js';
 
 export const DATABASE = 'pfedprompt-node';
@@ -25,8 +25,8 @@ function request<T>(req: IDBRequest<T>): Promise<T> {
   });
 }
 
-/** The node's IndexedDB database. */
-export class NodeStorage {
+/** The node's IndexedDB database; as a PersonalStateStore, the personal state of each run's cell (client-core.ts). */
+export class NodeStorage implements PersonalStateStore {
   private constructor(private readonly db: IDBDatabase) {}
 
   static async open(name: string = DATABASE): Promise<NodeStorage> {
@@ -42,11 +42,11 @@ export class NodeStorage {
     this.db.close();
   }
 
-  private async get<T>(store: string, key: string): Promise<T | undefined> {
+  private async read<T>(store: string, key: string): Promise<T | undefined> {
     return (await request(this.db.transaction(store, 'readonly').objectStore(store).get(key))) as T | undefined;
   }
 
-  private put(store: string, key: string, value: unknown): Promise<void> {
+  private write(store: string, key: string, value: unknown): Promise<void> {
     return new Promise((resolve, reject) => {
       const tx = this.db.transaction(store, 'readwrite');
       tx.objectStore(store).put(value, key);
@@ -62,19 +62,23 @@ export class NodeStorage {
 
   /** The node's key pair, made by `generate` on first use and kept: the same node id on every visit. */
   async keyPair(generate: () => Promise<CryptoKeyPair>): Promise<{ pair: CryptoKeyPair; created: boolean }> {
-    const kept = await this.get<CryptoKeyPair>(IDENTITY, 'node');
+    const kept = await this.read<CryptoKeyPair>(IDENTITY, 'node');
     if (kept) {
       if (!(kept.privateKey instanceof CryptoKey) || !(kept.publicKey instanceof CryptoKey)) throw new Error(`IndexedDB ${DATABASE}/${IDENTITY}/node holds no key pair`);
       return { pair: kept, created: false };
     }
     const pair = await generate();
-    await this.put(IDENTITY, 'node', pair);
+    await this.write(IDENTITY, 'node', pair);
     return { pair, created: true };
   }
 
   /** The personal state of one run's cell, kept between rounds and visits. */
-  personalStore(runId: string, cell: string): PersonalStore {
-    return new IndexedDbPersonalStore(this, `${runId}/${cell}`);
+  get(runId: string, cell: string): Promise<Tensors | undefined> {
+    return this.loadPersonal(personalKey(runId, cell));
+  }
+
+  put(runId: string, cell: string, state: Tensors): Promise<void> {
+    return this.savePersonal(personalKey(runId, cell), state);
   }
 
   /** How many runs' cells have personal state here. */
@@ -82,8 +86,8 @@ export class NodeStorage {
     return request(this.db.transaction(PERSONAL, 'readonly').objectStore(PERSONAL).count());
   }
 
-  async loadPersonal(key: string): Promise<Tensors | undefined> {
-    const kept = await this.get<Record<string, unknown>>(PERSONAL, key);
+  private async loadPersonal(key: string): Promise<Tensors | undefined> {
+    const kept = await this.read<Record<string, unknown>>(PERSONAL, key);
     if (kept === undefined) return undefined;
     for (const [name, value] of Object.entries(kept)) {
       if (!(value instanceof Float32Array)) throw new Error(`personal state ${key}: tensor "${name}" is not a Float32Array`);
@@ -91,21 +95,21 @@ export class NodeStorage {
     return kept as Tensors;
   }
 
-  async savePersonal(key: string, state: Tensors): Promise<void> {
+  private async savePersonal(key: string, state: Tensors): Promise<void> {
     for (const [name, value] of Object.entries(state)) {
       if (!(value instanceof Float32Array)) throw new Error(`personal state ${key}: tensor "${name}" is not a Float32Array`);
     }
     // Structured clone copies the arrays: later changes by the client do not reach the stored state.
-    await this.put(PERSONAL, key, state);
+    await this.write(PERSONAL, key, state);
   }
 
   /** The dataset the person chose last (their photos, or a world draw), for rejoining after a reload. */
   async dataSource(): Promise<DataSource | undefined> {
-    return this.get<DataSource>(DATA, 'source');
+    return this.read<DataSource>(DATA, 'source');
   }
 
   saveDataSource(source: DataSource): Promise<void> {
-    return this.put(DATA, 'source', source);
+    return this.write(DATA, 'source', source);
   }
 
   forgetDataSource(): Promise<void> {
@@ -113,15 +117,7 @@ export class NodeStorage {
   }
 }
 
-class IndexedDbPersonalStore implements PersonalStore {
-  constructor(private readonly storage: NodeStorage, readonly key: string) {}
-  load(): Promise<Tensors | undefined> {
-    return this.storage.loadPersonal(this.key);
-  }
-  save(state: Tensors): Promise<void> {
-    return this.storage.savePersonal(this.key, state);
-  }
-}
+const personalKey = (runId: string, cell: string): string => `${runId}/${cell}`;
 
 /**
  * A model file's bytes, from Cache Storage when fetched before; otherwise fetched and kept.

@@ -1,7 +1,8 @@
 import { type Command, InvalidArgumentError, Option } from 'commander';
 import Table from 'cli-table3';
 import { loadDataset } from '../data/load-dataset.js';
-import { type Partition, type PartitionScheme, SCHEME_NAMES, TEST_RULES, type TestRule, partitionSummary, writePartition } from '../data/partition.js';
+import { type Partition, type PartitionScheme, SCHEME_NAMES, TEST_RULES, type TestRule, partitionSummary } from '../data/partition.js';
+import { writePartition } from '../data/partition-file.js';
 import { DIRICHLET_DEFAULTS } from '../data/partitioners/dirichlet.js';
 import { type PartitionRequest, createPartition } from '../data/partitioners/index.js';
 import { PATHOLOGICAL_SEED } from '../data/partitioners/pathological.js';

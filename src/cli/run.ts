@@ -1,7 +1,8 @@
 import type { Command } from 'commander';
 import cliProgress from 'cli-progress';
 import path from 'node:path';
-import { applyOverrides, parseConfig, readConfigFile, type ExperimentConfig } from '../experiment/config.js';
+import { applyOverrides, parseConfig, type ExperimentConfig } from '../experiment/config.js';
+import { readConfigFile } from '../experiment/config-file.js';
 import { runExperiment, type RunEvents } from '../experiment/runner.js';
 import type { RoundRecord } from '../federation/engine.js';
 import { DEFAULT_WORLD, worldExperimentConfig } from '../experiment/world-experiment.js';

@@ -2,7 +2,7 @@ import type { Command } from 'commander';
 import { existsSync, statSync } from 'node:fs';
 import path from 'node:path';
 import { loadClipModel } from '../clip/node-runtime.js';
-import { preprocessImage } from '../clip/preprocess.js';
+import { preprocessImage } from '../clip/decode.js';
 import { cosineLogits, softmaxRows } from '../clip/similarity.js';
 import { loadTokenizer } from '../clip/tokenizer-file.js';
 import { executionProviders, list, positiveInt } from './options.js';

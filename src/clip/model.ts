@@ -72,7 +72,10 @@ export class ClipModel {
   }
 
   get logitScale(): number {
-    return Math.exp(tensor(this.weights, 'logit_scale').data[0]);
+    // In float32, as CLIP computes logit_scale.exp(): the same number in every JavaScript engine, where Math.exp's
+    // last bit is not (Chromium's V8 and Node 20's differ on the world CLIP's), so a browser node and a Node node
+    // report the same memory grid to the server, which compares them exactly.
+    return Math.fround(Math.exp(tensor(this.weights, 'logit_scale').data[0]));
   }
 
   private session(key: string, build: () => Graph): Promise<InferenceSession> {

@@ -6,7 +6,7 @@
 import { Graph, type Value } from '../onnx/graph.js';
 import * as op from '../onnx/ops.js';
 import { GraphWeights, attend, mergeHeads, splitHeads } from './layers.js';
-import { numel } from '../io/safetensors.js';
+import { numel } from '../io/safetensors-format.js';
 import { tensor, type ClipWeights, type HostTensor, type ModifiedResNetConfig } from './weights.js';
 
 /**

@@ -10,10 +10,9 @@
 //   dataset  { name, fingerprint, numClasses, classnames, sizes: {train, val, test}, skipped }
 //   scheme   { name: "pathological" | "dirichlet" | "iid", clients, seed, shots, valShots, test, …scheme's own parameters }
 //   clients  [{ classes, train, test, val? }]  — one per client, indices into dataset.train / .test / .val
+//
+// Reading and writing the file: partition-file.ts (this module runs in a browser too).
 
-import { mkdir, readFile } from 'node:fs/promises';
-import path from 'node:path';
-import { writeFileAtomic } from '../io/atomic.js';
 import type { Dataset, ImageItem } from './dataset.js';
 
 export const PARTITION_FORMAT = 'pfedprompt-partition';
@@ -113,32 +112,6 @@ export function formatPartition(partition: Partition): string {
   const headText = JSON.stringify(head, null, 2);
   const clientLines = clients.map((c) => `    ${JSON.stringify({ classes: c.classes, train: c.train, test: c.test, ...(c.val ? { val: c.val } : {}) })}`);
   return `${headText.slice(0, headText.lastIndexOf('}')).trimEnd()},\n  "clients": [\n${clientLines.join(',\n')}\n  ]\n}\n`;
-}
-
-/** Writes the partition atomically (creating the folder if needed). */
-export async function writePartition(file: string, partition: Partition): Promise<void> {
-  await mkdir(path.dirname(path.resolve(file)), { recursive: true });
-  await writeFileAtomic(file, formatPartition(partition));
-}
-
-/**
- * Reads and validates a partition file. With `dataset`, also checks that the
- * partition was made from it (fingerprint, classes, split sizes) and that
- * every image a client gets is of a class it holds.
- */
-export async function readPartition(file: string, dataset?: Dataset): Promise<Partition> {
-  const text = await readFile(file, 'utf8').catch((err: NodeJS.ErrnoException) => {
-    throw new Error(`${file}: cannot read the partition (${err.code ?? err.message})`);
-  });
-  let json: unknown;
-  try {
-    json = JSON.parse(text);
-  } catch (err) {
-    throw new Error(`${file}: not valid JSON (${(err as Error).message})`);
-  }
-  const partition = validatePartition(json, file);
-  if (dataset) checkPartitionMatches(partition, dataset, file);
-  return partition;
 }
 
 /** Checks the structure and ranges of a parsed partition; errors name `source` and the field. */

@@ -4,9 +4,6 @@
 // flag (`--federation.rounds 5`); an unknown or ill-typed field is an error
 // that names it.
 
-import { readFile } from 'node:fs/promises';
-import path from 'node:path';
-import YAML from 'yaml';
 import { z } from 'zod';
 import { SCORINGS, type Scoring } from '../federation/evaluation.js';
 import { FEDOTP_DEFAULTS } from '../methods/fedotp.js';
@@ -179,6 +176,11 @@ export const ConfigSchema = z.object({
   /** Feature cache root (default $PFEDPROMPT_CACHE or ~/.cache/pfedprompt/features). */
   cache: z.string().min(1).optional(),
   executionProviders: z.array(z.enum(['cpu', 'cuda'])).min(1).default(['cpu']),
+  /**
+   * How the default experiment's open settings were chosen on validation images (src/experiment/default-choices.ts):
+   * set by the default experiment, copied into results.json; it changes no computation.
+   */
+  defaultChoices: z.record(z.unknown()).optional(),
 }).strict().superRefine((config, ctx) => {
   config.methods.forEach((name, i) => {
     if (!(METHOD_IDS as readonly string[]).includes(name) && !(name in config.variants)) {
@@ -237,44 +239,6 @@ function mergeOptions(base: Record<string, unknown>, over: Record<string, unknow
     out[key] = isGroup(value) && isGroup(under) ? mergeOptions(under, value) : value;
   }
   return out;
-}
-
-/** Reads a YAML or JSON config file (not yet validated: flags may still be merged in). Relative paths in it are relative to the file. */
-export async function readConfigFile(file: string): Promise<Record<string, unknown>> {
-  const text = await readFile(file, 'utf8').catch((err: NodeJS.ErrnoException) => {
-    throw new Error(`${file}: cannot read the config (${err.code ?? err.message})`);
-  });
-  let json: unknown;
-  try {
-    json = /\.json$/i.test(file) ? JSON.parse(text) : YAML.parse(text);
-  } catch (err) {
-    throw new Error(`${file}: not valid ${/\.json$/i.test(file) ? 'JSON' : 'YAML'} (${(err as Error).message.split('\n')[0]})`);
-  }
-  if (json === null || typeof json !== 'object' || Array.isArray(json)) throw new Error(`${file}: a config must be a mapping of fields`);
-  return resolvePaths(json as Record<string, unknown>, path.dirname(path.resolve(file)));
-}
-
-const PATH_FIELDS = [['model'], ['tokenizer'], ['data', 'root'], ['output'], ['cache']];
-
-function resolvePaths(config: Record<string, unknown>, base: string): Record<string, unknown> {
-  const out = structuredClone(config);
-  for (const fieldPath of PATH_FIELDS) {
-    let holder: Record<string, unknown> | undefined = out;
-    for (const key of fieldPath.slice(0, -1)) holder = holder?.[key] as Record<string, unknown> | undefined;
-    const last = fieldPath[fieldPath.length - 1];
-    const value = holder?.[last];
-    if (typeof value === 'string') holder![last] = path.resolve(base, expandHome(value));
-  }
-  const data = out.data as Record<string, unknown> | undefined;
-  if (data && Array.isArray(data.datasets)) {
-    // A dataset given as a relative folder is relative to the file; a CoOp name stays a name.
-    data.datasets = data.datasets.map((d) => (typeof d === 'string' && (d.startsWith('.') || d.includes('/')) ? path.resolve(base, expandHome(d)) : d));
-  }
-  return out;
-}
-
-function expandHome(p: string): string {
-  return p === '~' || p.startsWith('~/') ? path.join(process.env.HOME ?? '', p.slice(1)) : p;
 }
 
 /**

@@ -15,29 +15,29 @@ import { createHash } from 'node:crypto';
 import { existsSync, readFileSync, statSync } from 'node:fs';
 import { mkdir, readFile } from 'node:fs/promises';
 import path from 'node:path';
-import { fileURLToPath } from 'node:url';
 import type { ClipModel } from '../clip/model.js';
 import type { Dataset } from '../data/dataset.js';
 import { loadDataset } from '../data/load-dataset.js';
-import { writePartition, type Partition } from '../data/partition.js';
-import { createPartition, type PartitionRequest } from '../data/partitioners/index.js';
+import { writePartition } from '../data/partition-file.js';
+import { createPartition } from '../data/partitioners/index.js';
 import { runAugmentSeed } from '../features/augment.js';
 import { FeatureCache } from '../features/cache.js';
 import type { ClientData, FeatureSet } from '../federation/client-data.js';
 import { WorkerPool, createExecutor, sharedModel, sharedTokenizer, type ClientHostSetup } from '../federation/client-executor.js';
 import { mean, runFederation, type FederationOptions, type FederationResult, type RoundRecord } from '../federation/engine.js';
-import type { ClientSettings } from '../federation/client.js';
-import type { Choice, FederationSetup, Method, Tensors } from '../federation/method.js';
+import type { Tensors } from '../federation/method.js';
 import { writeSafetensors } from '../io/safetensors.js';
 import { writeFileAtomic } from '../io/atomic.js';
-import { createMethod } from '../methods/index.js';
-import { tipAdapterGrid } from '../methods/local-tip-adapter.js';
-import { CoopPrompt, type PromptOptions } from '../prompt/coop-prompt.js';
+import { defaultsOfRun } from './default-choices.js';
+import { PACKAGE_ROOT } from '../io/package-root.js';
 import { RESULTS_FORMAT, type CellResult, type ResultsFile } from '../report/results.js';
 import { writeReport } from '../report/index.js';
 import { loadClientData } from './client-features.js';
 import { CLIENT_WORKER_ENTRY, methodFromSpec, type MethodSpec } from './client-worker.js';
 import { resolveMethod, type ExperimentConfig } from './config.js';
+import { cellSpecOf, backboneOf, prepareCell, methodOfCell, validationChoices, selectionField, partitionRequest, cellConfigOf, cellFileName, datasetIdOf, safeName, type CellSpec } from './cell.js';
+
+export { cellSpecOf, backboneOf, prepareCell, methodOfCell, validationChoices, selectionField, memoryChoices, partitionRequest, cellConfigOf, cellFileName, datasetIdOf, type CellSpec, type PreparedCell } from './cell.js';
 
 /** What a run reports as it goes; the command line draws it as progress bars. */
 export interface RunEvents {
@@ -48,32 +48,12 @@ export interface RunEvents {
   readonly onCellEnd?: (cell: CellSpec, result: CellResult, reused: boolean) => void;
 }
 
-export interface CellSpec {
-  readonly id: string;
-  readonly dataset: string;
-  readonly shots: number;
-  /** The method's id, or the name of a variant of it (config.variants). */
-  readonly method: string;
-  readonly seed: number;
-}
-
 export interface ExperimentOutput {
   readonly outDir: string;
   readonly results: ResultsFile;
   readonly files: readonly string[];
 }
 
-const PROJECT_ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..', '..', '..'); // from dist/src/experiment
-
-/** A cell of the grid by its coordinates; its id names it in results and files. */
-export function cellSpecOf(datasetId: string, backbone: string, shots: number, method: string, seed: number): CellSpec {
-  return { id: [datasetId, safeName(backbone), `${shots}shot`, method, `seed${seed}`].join('/'), dataset: datasetId, shots, method, seed };
-}
-
-/** The backbone's name in tables: the config's, else the model folder's or file's. */
-export function backboneOf(config: ExperimentConfig): string {
-  return config.backbone ?? path.basename(config.model).replace(/\.safetensors$/i, '');
-}
 
 /** Where the tokenizer is read from: the config's folder, else the model's. */
 export function tokenizerDirOf(config: ExperimentConfig): string {
@@ -120,6 +100,8 @@ interface GridContext {
 async function runGrid(config: ExperimentConfig, events: RunEvents, context: GridContext): Promise<ExperimentOutput> {
   const { outDir, tokenizerDir, backbone, model, cache, code, pool } = context;
   const cells: CellResult[] = [];
+  const chosen = defaultsOfRun(config);
+  const defaults = chosen ? { defaults: chosen } : {};
   const grid = config.data.datasets.flatMap((d) => config.data.shots.flatMap((s) => config.methods.flatMap((m) => config.seeds.map((seed) => ({ d, s, m, seed })))));
   let index = 0;
   for (const datasetSpec of config.data.datasets) {
@@ -153,56 +135,22 @@ async function runGrid(config: ExperimentConfig, events: RunEvents, context: Gri
           await writeFileAtomic(file, `${JSON.stringify({ cellConfigHash: hashOf(cellConfig), cell }, null, 1)}\n`);
           cells.push(cell);
           events.onCellEnd?.(spec, cell, false);
-          await writeResults(outDir, { format: RESULTS_FORMAT, code, createdAt: new Date().toISOString(), cells });
+          await writeResults(outDir, { format: RESULTS_FORMAT, code, createdAt: new Date().toISOString(), ...defaults, cells });
         }
       }
     }
   }
-  const results: ResultsFile = { format: RESULTS_FORMAT, code, createdAt: new Date().toISOString(), cells };
+  const results: ResultsFile = { format: RESULTS_FORMAT, code, createdAt: new Date().toISOString(), ...defaults, cells };
   await writeResults(outDir, results);
   const { files } = await writeReport(results, outDir);
   return { outDir, results, files: [path.join(outDir, 'results.json'), ...files] };
-}
-
-/** What every client of a cell computes with, and the method: the same in a simulation and on a Flower node. */
-export interface PreparedCell {
-  readonly method: Method;
-  readonly prompt: PromptOptions;
-  readonly federation: FederationSetup;
-  readonly settings: ClientSettings;
-}
-
-export async function prepareCell(config: ExperimentConfig, spec: CellSpec, model: ClipModel, tokenizerDir: string, classnames: readonly string[], clients: number): Promise<PreparedCell> {
-  const method = methodOfCell(config, spec.method);
-  const promptOptions = { ...config.prompt, ...method.prompt } as PromptOptions;
-  const prompt = new CoopPrompt(model, await sharedTokenizer(tokenizerDir), classnames, promptOptions);
-  const federation: FederationSetup = {
-    clients,
-    rounds: config.federation.rounds,
-    contextSize: prompt.rows * prompt.width,
-    contextRows: prompt.rows,
-    contextTokens: prompt.contextTokens,
-    width: prompt.width,
-    initialContext: prompt.initialContext(spec.seed),
-  };
-  const settings: ClientSettings = {
-    federation,
-    numClasses: classnames.length,
-    localEpochs: config.federation.localEpochs,
-    batchSize: config.federation.batchSize,
-    sgd: config.optimizer,
-    scheduleEpochs: config.federation.rounds * config.federation.localEpochs,
-    seed: spec.seed,
-    scoring: config.evaluation.scoring,
-  };
-  return { method, prompt: promptOptions, federation, settings };
 }
 
 async function runCell(
   config: ExperimentConfig, spec: CellSpec, model: ClipModel, tokenizerDir: string, dataset: Dataset, clients: readonly ClientData[],
   pool: WorkerPool | undefined, onRound: (record: RoundRecord) => void, log?: (message: string) => void,
 ): Promise<FederationResult> {
-  const { method, prompt, federation, settings } = await prepareCell(config, spec, model, tokenizerDir, dataset.classnames, clients.length);
+  const { method, prompt, federation, settings } = prepareCell(config, spec, model, await sharedTokenizer(tokenizerDir), dataset.classnames, clients.length);
   if (!method.readsTokens) clients = clients.map(withoutTokens); // not copied to workers that never read them
   const setup: ClientHostSetup<MethodSpec> = {
     modelPath: config.model,
@@ -232,14 +180,6 @@ function withoutTokens(data: ClientData): ClientData {
   return { ...data, train: data.train.map(strip), val: strip(data.val), test: strip(data.test) };
 }
 
-/** The method a cell runs (a variant under its own id and label). */
-export function methodOfCell(config: ExperimentConfig, name: string): Method {
-  const resolved = resolveMethod(config, name);
-  const method = createMethod(resolved.id, resolved.options);
-  if (!resolved.variant) return method;
-  return { ...method, id: resolved.variant, label: resolved.label ?? `${method.label} (${resolved.variant})` };
-}
-
 /** How a client host builds the cell's method: the id and the options (a variant's merged in). */
 export function methodSpecOf(config: ExperimentConfig, name: string): MethodSpec {
   const { id, options } = resolveMethod(config, name);
@@ -256,56 +196,6 @@ export function federationOptions(config: ExperimentConfig, spec: CellSpec, log:
     minClients: config.federation.minClients,
     timeoutSeconds: config.federation.timeoutSeconds,
     onFailure: (f) => log?.(`${spec.id}: client ${f.client} left out of ${f.stage}${f.round !== undefined ? ` (round ${f.round})` : ''}: ${f.reason}`),
-  };
-}
-
-/** What the clients of a method with choices score on their validation images: the method's own candidates, else the memory grid. */
-export function validationChoices(config: ExperimentConfig, method: Method, methodName: string, logitScale: number): readonly Choice[] {
-  if (!method.choosesOnValidation) return [];
-  return method.choices?.candidates ?? memoryChoices(config, methodName, logitScale);
-}
-
-/** The field of a cell's config that records what validation chose. */
-export function selectionField(method: Method): string {
-  return method.choices?.record ?? 'memorySelection';
-}
-
-/**
- * The (α, β) grid the clients of a cell score on their validation images: local Tip-Adapter's own grid, else
- * memorySearch's. α is given for CLIP's logit scale of 100 and (memorySearch.scaleAlpha) multiplied by the
- * model's exp(logit_scale)/100: the memory's logits then weigh the same against CLIP's for any model.
- */
-export function memoryChoices(config: ExperimentConfig, methodName: string, logitScale: number): { alpha: number; beta: number }[] {
-  if (!(logitScale > 0)) throw new Error(`memory search: the model's logit scale must be positive, got ${logitScale}`);
-  const { id, options } = resolveMethod(config, methodName);
-  const grid = id === 'local-tip-adapter' ? tipAdapterGrid(options.tipAdapter) : config.memorySearch;
-  const scale = config.memorySearch.scaleAlpha ? logitScale / 100 : 1;
-  return grid.alpha.flatMap((alpha) => grid.beta.map((beta) => ({ alpha: alpha * scale, beta })));
-}
-
-export function partitionRequest(config: ExperimentConfig, shots: number): PartitionRequest {
-  const p = config.data.partition;
-  const common = { clients: p.clients, seed: p.seed, shots, ...(p.valShots !== undefined ? { valShots: p.valShots } : {}) };
-  switch (p.scheme) {
-    case 'pathological': return { scheme: 'pathological', ...common };
-    case 'dirichlet': return { scheme: 'dirichlet', beta: p.beta, ...common };
-    case 'iid': return { scheme: 'iid', ...common };
-  }
-}
-
-/** What determines a cell's numbers: it is stored with the cell, and a rerun recomputes a cell whose config changed. */
-export function cellConfigOf(config: ExperimentConfig, spec: CellSpec, backbone: string, partition: Partition): Record<string, unknown> {
-  const { name: _name, output: _output, cache: _cache, methods: _methods, seeds: _seeds, variants: _variants, methodOptions: _options, data, federation, ...rest } = config;
-  const { workers: _workers, ...training } = federation; // parallel runs give the same numbers
-  return {
-    ...rest,
-    methodOptions: resolveMethod(config, spec.method).options, // a variant's own
-    backbone,
-    data: { ...data, datasets: undefined, shots: undefined, dataset: spec.dataset, datasetFingerprint: partition.dataset.fingerprint },
-    federation: training,
-    shots: spec.shots,
-    method: spec.method,
-    seed: spec.seed,
   };
 }
 
@@ -356,11 +246,6 @@ async function readFinishedCell(file: string, cellConfig: Record<string, unknown
   }
 }
 
-/** A cell's id as one file name. */
-export function cellFileName(cellId: string): string {
-  return cellId.replaceAll('/', '__');
-}
-
 /** Where a cell's final server state is written (flower/'s ServerApp names it the same). */
 export function promptFile(outDir: string, cellId: string): string {
   return path.join(outDir, 'prompts', `${cellFileName(cellId)}.safetensors`);
@@ -380,24 +265,17 @@ function hashOf(value: unknown): string {
   return createHash('sha256').update(JSON.stringify(value)).digest('hex');
 }
 
-export function datasetIdOf(spec: string): string {
-  return safeName(path.basename(spec).toLowerCase());
-}
-
-function safeName(s: string): string {
-  return s.replace(/[^A-Za-z0-9._-]+/g, '-').replace(/^-+|-+$/g, '').toLowerCase() || 'unnamed';
-}
-
 function isDirectory(p: string): boolean {
   return existsSync(p) && statSync(p).isDirectory();
 }
 
 /** The package version, and the git commit when the code runs from a checkout. */
-function codeVersion(): ResultsFile['code'] {
-  const version = (JSON.parse(readFileSync(path.join(PROJECT_ROOT, 'package.json'), 'utf8')) as { version: string }).version;
+/** The package version, and the git commit when the package is a checkout. */
+export function codeVersion(): ResultsFile['code'] {
+  const version = (JSON.parse(readFileSync(path.join(PACKAGE_ROOT, 'package.json'), 'utf8')) as { version: string }).version;
   try {
-    const commit = execFileSync('git', ['rev-parse', 'HEAD'], { cwd: PROJECT_ROOT, stdio: ['ignore', 'pipe', 'ignore'] }).toString().trim();
-    const dirty = execFileSync('git', ['status', '--porcelain', '--untracked-files=no'], { cwd: PROJECT_ROOT, stdio: ['ignore', 'pipe', 'ignore'] }).toString().trim();
+    const commit = execFileSync('git', ['rev-parse', 'HEAD'], { cwd: PACKAGE_ROOT, stdio: ['ignore', 'pipe', 'ignore'] }).toString().trim();
+    const dirty = execFileSync('git', ['status', '--porcelain', '--untracked-files=no'], { cwd: PACKAGE_ROOT, stdio: ['ignore', 'pipe', 'ignore'] }).toString().trim();
     return { version, commit: dirty ? `${commit}+dirty` : commit };
   } catch {
     return { version };

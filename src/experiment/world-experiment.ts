@@ -19,70 +19,20 @@
 
 import { existsSync, readFileSync } from 'node:fs';
 import path from 'node:path';
-import { fileURLToPath } from 'node:url';
-import { SeededRandom } from '../clip/random.js';
-import { pathologicalSplit, PATHOLOGICAL_SEED } from '../data/partitioners/pathological.js';
-import { PythonRandom } from '../data/python-random.js';
 import { writeFileAtomic } from '../io/atomic.js';
-import { worldClasses, writeWorldDataset, type WorldDatasetOptions, type WorldDomain } from '../world/datasets.js';
-import { HARSH_CAMERAS, STYLE_PRESETS, randomStyle } from '../world/style.js';
-import type { ConfigInput } from './config.js';
+import { PACKAGE_ROOT } from '../io/package-root.js';
+import { writeWorldDataset } from '../world/datasets.js';
+import { DEFAULT_WORLD, WORLD_CLIENTS, WORLD_DATASET_SEED, worldDatasetOptions, worldPreset } from '../world/presets.js';
+import { applyOverrides, type ConfigInput } from './config.js';
+import { chosenSettings, readDefaultChoices } from './default-choices.js';
 
-const PACKAGE_ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..', '..', '..'); // from dist/src/experiment
+export { DEFAULT_WORLD, WORLD_PRESETS, clientDomains, worldDatasetOptions, worldPreset, type WorldPreset, type WorldPresetName } from '../world/presets.js';
+
 export const WORLD_MODEL_DIR = path.join(PACKAGE_ROOT, 'models', 'world-clip');
-
-const CLIENTS = 10;
-const DATASET_SEED = 1;
-
-/** A default world: how its clients' cameras are drawn. Classes are always the 48 colour–shape pairs. */
-export interface WorldPreset {
-  readonly description: string;
-  /** One camera per client. */
-  cameras(clients: number, seed: number): WorldDomain[];
-}
-
-export const WORLD_PRESETS = {
-  'harsh-cameras': {
-    description: 'each client a camera drawn far from pre-training (HARSH_CAMERAS): zero-shot 63 %',
-    cameras: (clients, seed) => Array.from({ length: clients }, (_, i) =>
-      ({ name: `camera-${i}`, style: randomStyle(SeededRandom.forName(seed, `harsh-camera-${i}`), HARSH_CAMERAS) })),
-  },
-  classic: {
-    description: 'the first world: the named style presets, then mild random cameras: zero-shot 91 %',
-    cameras: (clients, seed) => {
-      const presets = Object.keys(STYLE_PRESETS);
-      return Array.from({ length: clients }, (_, i) =>
-        i < presets.length ? { name: presets[i], style: STYLE_PRESETS[presets[i]] } : { name: `camera-${i}`, style: randomStyle(SeededRandom.forName(seed, `client-style-${i}`)) });
-    },
-  },
-} as const satisfies Record<string, WorldPreset>;
-
-export type WorldPresetName = keyof typeof WORLD_PRESETS;
-export const DEFAULT_WORLD: WorldPresetName = 'harsh-cameras';
-
-export function worldPreset(name: string): WorldPreset {
-  if (!(name in WORLD_PRESETS)) throw new Error(`unknown world "${name}"; worlds are ${Object.keys(WORLD_PRESETS).join(', ')}`);
-  return WORLD_PRESETS[name as WorldPresetName];
-}
-
-/** One camera per client of `world`. */
-export function clientDomains(clients: number, seed: number, world: string = DEFAULT_WORLD): WorldDomain[] {
-  return worldPreset(world).cameras(clients, seed);
-}
-
-/** The dataset's options: each class drawn in the camera of the client the pathological split gives it to. */
-export function worldDatasetOptions(clients = CLIENTS, seed = DATASET_SEED, world: string = DEFAULT_WORLD): WorldDatasetOptions {
-  const classes = worldClasses({ classes: 'all' });
-  const labels = classes.map((_, c) => c);
-  const owners = pathologicalSplit(labels, labels, clients, 1, new PythonRandom(PATHOLOGICAL_SEED)).classes;
-  const domainOfClass = new Array<number>(classes.length);
-  owners.forEach((owned, client) => owned.forEach((c) => (domainOfClass[c] = client)));
-  return { seed, classes: 'all', perClass: { train: 16, val: 4, test: 20 }, domains: clientDomains(clients, seed, world), domainOfClass };
-}
 
 /** Writes `world`'s dataset under `dir` unless the same one is there already. */
 export async function prepareWorldDataset(dir: string, log: (message: string) => void = () => {}, world: string = DEFAULT_WORLD): Promise<string> {
-  const options = worldDatasetOptions(CLIENTS, DATASET_SEED, world);
+  const options = worldDatasetOptions(WORLD_CLIENTS, WORLD_DATASET_SEED, world);
   const marker = path.join(dir, 'generator.json');
   const wanted = JSON.stringify(options);
   if (existsSync(marker) && existsSync(path.join(dir, 'split.json')) && readFileSync(marker, 'utf8') === wanted) return dir;
@@ -92,14 +42,17 @@ export async function prepareWorldDataset(dir: string, log: (message: string) =>
   return dir;
 }
 
-/** The default experiment's config (before flags), its dataset drawn into `<output>/data/world`. */
-export async function worldExperimentConfig(outputDir: string, log?: (message: string) => void, world: string = DEFAULT_WORLD): Promise<ConfigInput> {
+/**
+ * The default experiment's config (before flags), its dataset drawn into `<output>/data/world`, with the settings
+ * chosen on validation for this world (`chosenDefaults: false`: the schema's own, as `npm run select:defaults` starts from).
+ */
+export async function worldExperimentConfig(outputDir: string, log?: (message: string) => void, world: string = DEFAULT_WORLD, options: { chosenDefaults?: boolean } = {}): Promise<ConfigInput> {
   worldPreset(world);
   if (!existsSync(path.join(WORLD_MODEL_DIR, 'config.json'))) {
     throw new Error(`the bundled model is missing from ${WORLD_MODEL_DIR}: run \`npm run pretrain:world\` to make it`);
   }
   const dataset = await prepareWorldDataset(path.join(outputDir, 'data', world === DEFAULT_WORLD ? 'world' : `world-${world}`), log, world);
-  return {
+  const config: ConfigInput = {
     name: world === DEFAULT_WORLD ? 'world' : `world-${world}`,
     model: WORLD_MODEL_DIR,
     backbone: 'world-ViT (bundled)',
@@ -107,13 +60,17 @@ export async function worldExperimentConfig(outputDir: string, log?: (message: s
     data: {
       datasets: [dataset],
       shots: [4],
-      partition: { scheme: 'pathological', clients: CLIENTS },
-      views: 50, // one per epoch of the run (README: the protocol as the field runs it)
+      partition: { scheme: 'pathological', clients: WORLD_CLIENTS },
     },
     methods: ['zeroshot', 'local-coop', 'promptfl', 'promptfl-ft', 'promptper', 'promptprox', 'promptamp', 'pfedprompt', 'local-tip-adapter', 'fedotp', 'pfedmoap'],
     seeds: [1, 2, 3],
     federation: { rounds: 10, localEpochs: 5, batchSize: 32 },
-    optimizer: { warmupEpochs: 0 }, // measured no gain on this world (README: the protocol as the field runs it)
     prompt: { contextLength: 16 },
   };
+  // The open settings (views, warm-up, the memory's choices, Tip-Adapter's grid) as chosen on validation images
+  // for this world by `npm run select:defaults`; the record goes into results.json. Without one, the schema's defaults.
+  const record = options.chosenDefaults === false ? undefined : readDefaultChoices(world);
+  if (!record) return config;
+  const chosen = applyOverrides(config, chosenSettings(record).map(([key, value]) => [key, JSON.stringify(value)])) as ConfigInput;
+  return { ...chosen, defaultChoices: record };
 }

@@ -12,9 +12,9 @@
 // preprocessing does (src/clip/preprocess.ts). The two differ only by rounding,
 // and only for images with alpha, a palette or CMYK inks.
 
-import { createHash } from 'node:crypto';
 import { SeededRandom } from '../clip/random.js';
-import { preprocessCrop, type DecodedPixels, type PixelBox } from '../clip/preprocess.js';
+import { preprocessCrop, preprocessPixels, type DecodedPixels, type PixelBox } from '../clip/preprocess.js';
+import { sha256 } from '../io/sha256.js';
 import type { PreprocessConfig } from '../clip/weights.js';
 
 /** RandomResizedCrop's defaults, which CoOp keeps. */
@@ -66,8 +66,8 @@ export function runAugmentSeed(base: number, runSeed: number): number {
  * Math.random, which cannot be seeded).
  */
 export function viewRandom({ seed, imageId, view }: ViewSeed): () => number {
-  const digest = createHash('sha256').update(`${seed}\n${view}\n${imageId}`).digest();
-  let state = digest.readInt32LE(0);
+  const digest = sha256(`${seed}\n${view}\n${imageId}`);
+  let state = new DataView(digest.buffer).getInt32(0, true);
   return () => {
     let t = (state = (state + 0x6d2b79f5) | 0);
     t = Math.imul(t ^ (t >>> 15), t | 1);
@@ -157,4 +157,13 @@ export function augmentView(pixels: DecodedPixels, view: ViewSeed, config: Prepr
 /** Horizontal flip of CHW planes in place (flip commutes with the per-pixel normalisation). */
 function mirrorRows(chw: Float32Array, size: number): void {
   for (let row = 0; row < chw.length; row += size) chw.subarray(row, row + size).reverse();
+}
+
+/**
+ * The pixels of each asked view of one decoded image: view 0 the test-time
+ * preprocessing, views ≥ 1 its seeded augmentations. What a Node node's
+ * preprocessing workers and a browser node compute alike.
+ */
+export function imageViews(pixels: DecodedPixels, imageId: string, views: readonly number[], augmentSeed: number, config: PreprocessConfig): Float32Array[] {
+  return views.map((view) => (view === 0 ? preprocessPixels(pixels, config) : augmentView(pixels, { seed: augmentSeed, imageId, view }, config)));
 }

@@ -10,11 +10,11 @@
 import os from 'node:os';
 import { Worker, isMainThread, parentPort, workerData } from 'node:worker_threads';
 import type { ClipModel, ImageFeatures } from '../clip/model.js';
-import { decodeImage, preprocessPixels } from '../clip/preprocess.js';
+import { decodeImage } from '../clip/decode.js';
 import type { PreprocessConfig } from '../clip/weights.js';
 import { mapLimited } from '../io/map-limited.js';
 import type { ImageItem } from '../data/dataset.js';
-import { augmentView } from './augment.js';
+import { imageViews } from './augment.js';
 import { featureKey, imageKey, type CachedFeatures, type FeatureCache } from './cache.js';
 
 export interface ExtractOptions {
@@ -342,10 +342,7 @@ interface PreprocessReply {
 async function preprocessViews(task: PreprocessTask): Promise<PreprocessReply> {
   try {
     const decoded = await decodeImage(task.path);
-    const pixels = task.views.map((view) =>
-      view === 0 ? preprocessPixels(decoded, task.config) : augmentView(decoded, { seed: task.augmentSeed, imageId: task.imageId, view }, task.config),
-    );
-    return { pixels };
+    return { pixels: imageViews(decoded, task.imageId, task.views, task.augmentSeed, task.config) };
   } catch (err) {
     const message = (err as Error).message;
     return { error: message.includes(task.path) ? message : `${task.path}: ${message}` };

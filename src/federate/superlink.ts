@@ -10,9 +10,8 @@ import { existsSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:
 import { connect, createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
-import { fileURLToPath } from 'node:url';
+import { PACKAGE_ROOT } from '../io/package-root.js';
 
-const PACKAGE_ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..', '..', '..'); // from dist/src/federate
 export const VENV = path.join(PACKAGE_ROOT, '.venv');
 export const FLOWER_APP = path.join(PACKAGE_ROOT, 'flower');
 const BIN = path.join(VENV, 'bin');

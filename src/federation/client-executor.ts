@@ -10,7 +10,6 @@
 // entry that builds a method from its id lives with the experiment
 // (experiment/client-worker.ts) and hands this module a factory.
 
-import { createHash } from 'node:crypto';
 import os from 'node:os';
 import { Worker, isMainThread, parentPort, workerData } from 'node:worker_threads';
 import { type ClipModel } from '../clip/model.js';
@@ -19,8 +18,9 @@ import { type ClipTokenizer } from '../clip/tokenizer.js';
 import { loadTokenizer } from '../clip/tokenizer-file.js';
 import { CoopPrompt, type PromptOptions } from '../prompt/coop-prompt.js';
 import type { ClientData } from './client-data.js';
-import { FederatedClient, InMemoryStore, type ClientSettings, type EvaluateReply, type FitReply } from './client.js';
-import { classTextFeatures } from './evaluation.js';
+import { FederatedClient, InMemoryStore, textFeatureCache, type ClientSettings, type EvaluateReply, type FitReply } from './client.js';
+
+export { textFeatureCache } from './client.js';
 import type { PromptCompute } from './local-training.js';
 import type { Choice, Method, Tensors } from './method.js';
 
@@ -89,22 +89,6 @@ export function sharedTokenizer(dir: string): Promise<ClipTokenizer> {
   let t = tokenizers.get(dir);
   if (!t) tokenizers.set(dir, (t = loadTokenizer(dir)));
   return t;
-}
-
-/** Normalised class text features of the last few contexts scored, shared by the clients of one host (the global prompt is the same for all). */
-export function textFeatureCache(compute: PromptCompute, size = 16): (context: Float32Array) => Promise<Float32Array> {
-  const texts = new Map<string, Promise<Float32Array>>();
-  return (context) => {
-    const key = createHash('sha1').update(new Uint8Array(context.buffer, context.byteOffset, context.byteLength)).digest('hex');
-    let t = texts.get(key);
-    if (!t) {
-      t = classTextFeatures(compute, context);
-      t.catch(() => texts.delete(key));
-      if (texts.size >= size) texts.delete(texts.keys().next().value!);
-      texts.set(key, t);
-    }
-    return t;
-  };
 }
 
 /** Runs its clients in this thread, one job at a time. */

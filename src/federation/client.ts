@@ -8,7 +8,8 @@
 import { SeededRandom } from '../clip/random.js';
 import { learningRate, type SgdOptions } from '../prompt/sgd.js';
 import type { ClientData } from './client-data.js';
-import { accuracy, predictLogits, type Scoring } from './evaluation.js';
+import { sha256Hex } from '../io/sha256.js';
+import { accuracy, classTextFeatures, predictLogits, type Scoring } from './evaluation.js';
 import { trainLocally, type PromptCompute, type TrainingSchedule } from './local-training.js';
 import { textTower, type TextTower } from './text-tower.js';
 import type { Choice, ClientRuntime, FederationSetup, Method, ScheduleRequest, Tensors } from './method.js';
@@ -62,6 +63,22 @@ export interface EvaluateReply {
 
 /** Normalised class text features [C, E] for a context (a cache shared by the clients of one host). */
 export type TextFeatures = (context: Float32Array) => Promise<Float32Array>;
+
+/** Normalised class text features of the last few contexts scored, shared by the clients of one host (the global prompt is the same for all). */
+export function textFeatureCache(compute: PromptCompute, size = 16): (context: Float32Array) => Promise<Float32Array> {
+  const texts = new Map<string, Promise<Float32Array>>();
+  return (context) => {
+    const key = sha256Hex(new Uint8Array(context.buffer, context.byteOffset, context.byteLength));
+    let t = texts.get(key);
+    if (!t) {
+      t = classTextFeatures(compute, context);
+      t.catch(() => texts.delete(key));
+      if (texts.size >= size) texts.delete(texts.keys().next().value!);
+      texts.set(key, t);
+    }
+    return t;
+  };
+}
 
 export class FederatedClient {
   private readonly text: TextTower;

@@ -5,12 +5,10 @@
 // declared upload), the metrics listed below, and the describe facts:
 // nothing else can reach the wire.
 
-// From the modules themselves, not flower/index.js: a browser node bundles this file, and the index also exports Node's gRPC transport and key file.
 import type { IncomingMessage, MessageHandler } from '../flower/node.js';
 import { ArrayRecord, ConfigRecord, MetricRecord, RecordDict, float32Array, int, type NdArray } from '../flower/records.js';
 import type { Choice, Tensors } from '../federation/method.js';
-import { NODE_ASKS, type NodeAsk } from './asks.js';
-import type { NodeReply, NodeRequest } from './client-node.js';
+import { NODE_ASKS, type NodeAsk, type NodeReply, type NodeRequest } from './client-core.js';
 
 /** Flower message types each request may come as. */
 const MESSAGE_TYPES: Readonly<Record<NodeAsk, string>> = { describe: 'query', fit: 'train', finish: 'train', evaluate: 'evaluate' };
@@ -20,7 +18,7 @@ export const NODE_METRICS: Readonly<Record<string, 'int' | 'float' | 'floats'>> 
   'num-examples': 'int', client: 'int', steps: 'int', 'train-loss': 'float', accuracy: 'float', accuracies: 'floats',
 };
 
-/** What answers requests: a ClientNode, or the browser's portable client. */
+/** Anything that answers NodeRequests: a ClientNode in Node, the browser client in a page's Worker. */
 export interface RequestHandler {
   handle(request: NodeRequest): Promise<NodeReply>;
 }

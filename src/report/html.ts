@@ -6,6 +6,8 @@ import type { ResultsFile } from './results.js';
 import {
   accuracyText,
   ACCURACY_CAPTION,
+  DEFAULTS_CAPTION,
+  defaultsRows,
   groupTitle,
   scoringLine,
   seedsText,
@@ -116,6 +118,13 @@ export function reportHtml(results: ResultsFile, summary: Summary, charts: Rende
         `<p class="caption">Communication per method: bytes sent by clients (up) and by the server (down) per round, mean over rounds and seeds; wall time mean over seeds.</p>`,
       );
     }
+  }
+  const chosen = defaultsRows(results);
+  if (chosen.length > 0) {
+    out.push('<h2>Settings chosen on validation</h2>', `<p class="caption">${h(DEFAULTS_CAPTION)}</p>`, '<table>',
+      '<thead><tr><th>Choice</th><th>Chosen</th><th>Candidates</th></tr></thead>', '<tbody>',
+      ...chosen.map((r) => `<tr><td>${h(r.choice)}</td><td>${h(r.chosen)}${r.overridden ? ' <em>(overridden in this run)</em>' : ''}</td><td>${h(r.candidates)}</td></tr>`),
+      '</tbody>', '</table>');
   }
   out.push('</body>', '</html>', '');
   return out.join('\n');

@@ -6,6 +6,7 @@ import { readFile } from 'node:fs/promises';
 
 export const RESULTS_FORMAT = 'pfedprompt-results/1';
 
+import type { DefaultsOfRun } from '../experiment/default-choices.js';
 import { SCORINGS, type Scoring } from '../federation/evaluation.js';
 
 /** How test logits were scored: over every class of the dataset, or over the client's own classes only. */
@@ -17,6 +18,8 @@ export interface ResultsFile {
   code: { version: string; commit?: string };
   /** ISO time the file was written. */
   createdAt: string;
+  /** The default experiment's open settings as chosen on validation images, and any a flag overrode (src/experiment/default-choices.ts). */
+  defaults?: DefaultsOfRun;
   cells: CellResult[];
 }
 

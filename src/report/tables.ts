@@ -76,7 +76,32 @@ export function markdownTables(results: ResultsFile, summary: Summary = summariz
       '',
     );
   }
+  const chosen = defaultsRows(results);
+  if (chosen.length > 0) {
+    out.push('## Settings chosen on validation', '', DEFAULTS_CAPTION, '', '| Choice | Chosen | Candidates |', '|:---|:---|:---|',
+      ...chosen.map((r) => `| ${md(r.choice)} | ${md(r.chosen)}${r.overridden ? ' (overridden in this run)' : ''} | ${md(r.candidates)} |`), '');
+  }
   return out.join('\n');
+}
+
+export const DEFAULTS_CAPTION =
+  'Settings of this run chosen on the clients\' validation images, never on test: each candidate\'s validation accuracy (%), mean over the methods it was scored on and over seeds; the chosen one first.';
+
+/** A row per choice recorded in results.json (the default experiment's): what was chosen, from what, and whether a flag overrode it. */
+export function defaultsRows(results: ResultsFile): Array<{ choice: string; chosen: string; candidates: string; overridden: boolean }> {
+  const defaults = results.defaults;
+  if (!defaults) return [];
+  const settingsText = (settings: Record<string, unknown>): string => Object.entries(settings).map(([k, v]) => `${k} = ${JSON.stringify(v)}`).join(', ');
+  return defaults.choices.choices.map((c) => {
+    const winner = c.candidates[c.chosen];
+    const others = c.candidates.filter((_, i) => i !== c.chosen);
+    return {
+      choice: c.name,
+      chosen: settingsText(winner.settings),
+      candidates: [winner, ...others].map((x) => `${Object.values(x.settings).map((v) => JSON.stringify(v)).join(' / ')}: ${(100 * x.valAccuracy).toFixed(2)}`).join('; '),
+      overridden: Object.keys(winner.settings).some((k) => defaults.overridden.includes(k)),
+    };
+  });
 }
 
 export interface SummaryTableOptions {

@@ -5,7 +5,6 @@
 // and IEEE double arithmetic, no platform maths beyond Math.sin/cos/sqrt/log,
 // which Node computes identically on one build).
 
-import sharp from 'sharp';
 import { SeededRandom } from '../clip/random.js';
 import type { DecodedPixels } from '../clip/preprocess.js';
 import { COLOUR_RGB, type Scene } from './scene.js';
@@ -227,9 +226,3 @@ export function asDecodedPixels(rgb: Uint8Array, size: number): DecodedPixels {
   return { width: size, height: size, channels: 3, data: rgb, mode: 'RGB' };
 }
 
-/** Rendered bytes as a PNG file's contents. */
-export async function encodePng(rgb: Uint8Array, size: number): Promise<Buffer> {
-  return sharp(Buffer.from(rgb.buffer, rgb.byteOffset, rgb.byteLength), { raw: { width: size, height: size, channels: 3 } })
-    .png({ compressionLevel: 9 })
-    .toBuffer();
-}
