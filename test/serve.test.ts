@@ -201,6 +201,43 @@ test('Fleet calls: bytes and flwr-* metadata forwarded unchanged (nothing else),
   assert.ok(MAX_FLEET_REQUEST_BYTES >= MAX_ARRAY_CHUNK_SIZE + 64 * 1024, "room for one of Flower's array chunks and its framing");
 });
 
+test('a node that goes away cancels its call at the SuperLink; deadlines are bounded; an undeclared body over the limit is refused while streaming', async () => {
+  let seenSignal: AbortSignal | undefined;
+  let started!: () => void;
+  const callStarted = new Promise<void>((resolve) => (started = resolve));
+  const hanging = recording((call) => new Promise<CallResult>((_, reject) => {
+    seenSignal = call.options.signal;
+    started();
+    call.options.signal?.addEventListener('abort', () => reject(new FleetCallError(call.method, 'aborted', 'cancelled', 1)));
+  }), []);
+  await withGateway(hanging, async (gateway) => {
+    const leaving = new AbortController();
+    const pending = fetch(new URL('fleet/PullMessages', gateway.url), { method: 'POST', body: new Uint8Array(3), signal: leaving.signal }).catch((err: Error) => err);
+    await callStarted;
+    assert.equal(seenSignal?.aborted, false);
+    leaving.abort();
+    assert.equal(((await pending) as Error).name, 'AbortError');
+    for (let i = 0; i < 50 && !seenSignal!.aborted; i++) await new Promise((r) => setTimeout(r, 20));
+    assert.equal(seenSignal!.aborted, true, 'the forwarded call was cancelled');
+
+    const withTimeout = (ms: string) => fetch(new URL('fleet/GetRun', gateway.url), { method: 'POST', body: new Uint8Array(1), headers: { 'fleet-timeout-ms': ms } });
+    for (const bad of ['0', '1.5', '600001', 'soon']) assert.equal((await withTimeout(bad)).status, 400, `timeout ${bad}`);
+
+    // A chunked upload declares no length: the limit holds while reading.
+    const status = await new Promise<number>((resolve, reject) => {
+      const url = new URL('fleet/PushObject', gateway.url);
+      const req = request({ host: url.hostname, port: url.port, path: url.pathname, method: 'POST' }, (res) => {
+        res.resume();
+        resolve(res.statusCode!);
+      });
+      req.on('error', reject);
+      req.write(new Uint8Array(700));
+      req.end(new Uint8Array(700));
+    });
+    assert.equal(status, 413);
+  }, { maxRequestBytes: 1000 });
+});
+
 test('the gateway decodes no protobuf: src/serve imports none of the Fleet types, directly or through its imports', () => {
   const seen = new Set<string>();
   const visit = (file: string) => {
