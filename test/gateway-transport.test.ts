@@ -35,6 +35,7 @@ test('a call is POST /fleet/<Method> with the request bytes unchanged, -bin meta
   assert.equal(headers.get('flwr-public-key-bin'), '+/8=');
   assert.equal(headers.get('flwr-timestamp'), '2026-01-01T00:00:00.000000+00:00');
   assert.equal(headers.get('fleet-timeout-ms'), '5000');
+  assert.equal(headers.get('content-type'), 'application/protobuf');
   assert.deepEqual(result.response, new Uint8Array([9, 8, 7]));
   assert.deepEqual(result.trailers, new Map([['flwr-note', 'déprécié']]));
 });
@@ -43,6 +44,7 @@ test('relative URLs by default (a page resolves them against its own origin)', a
   const { fetch, seen } = fakeFetch(() => new Response(new Uint8Array()));
   await new GatewayFleetTransport({ fetch }).call('PullMessages', new Uint8Array(), { metadata: [] });
   assert.equal(seen[0].url, '/fleet/PullMessages');
+  assert.equal((seen[0].init.headers as Headers).get('fleet-timeout-ms'), null, 'no deadline asked, none sent');
   assert.deepEqual(decodeTrailers(null), new Map());
 });
 
@@ -86,6 +88,7 @@ test("the gateway's own refusals are rejections naming the gateway; an unreachab
   assert.match(tooLarge.details, /^gateway: request body over/);
   const proxy = await failure(() => new Response('<html>Bad Gateway</html>', { status: 502 }));
   assert.equal(proxy.failure, 'unavailable');
+  assert.equal(proxy.details, 'gateway: <html>Bad Gateway</html>', 'a body that is not the gateway\'s JSON is passed on as text');
   const down = await failure(() => { throw new TypeError('fetch failed'); });
   assert.equal(down.failure, 'unavailable');
 });
