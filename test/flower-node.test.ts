@@ -3,37 +3,17 @@
 // node answers through its handler, the ServerApp checks values and reply metadata.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { readFileSync, mkdtempSync, rmSync, existsSync, statSync } from 'node:fs';
+import { readFileSync, mkdtempSync, rmSync, statSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 
-import { PROJECT_ROOT } from './shared.js';
-import { SuperLink, delay, makeTlsFiles, memoryLogger, skipReason } from './flower-harness.js';
+import { SuperLink, assertDoubled, doubling, makeTlsFiles, memoryLogger, runEcho, skipReason, waitFor } from './flower-harness.js';
 import {
-  ArrayRecord, FleetNode, GrpcFleetTransport, HttpFleetTransport, MetricRecord, NodeKey, PINNED_FLOWER_VERSION, RecordDict,
-  FlowerVersionMismatchError, NodeAuthenticationError, checkSuperLinkVersion, nodeSha256Hex, type IncomingMessage, type NdArray,
+  FleetNode, GrpcFleetTransport, HttpFleetTransport, NodeKey, PINNED_FLOWER_VERSION,
+  FlowerVersionMismatchError, NodeAuthenticationError, checkSuperLinkVersion, nodeSha256Hex, offsetClock,
 } from '../src/flower/index.js';
-import { offsetClock } from '../src/flower/server-clock.js';
 
 const skip = skipReason();
-const ECHO_APP = path.join(PROJECT_ROOT, 'test', 'flower-apps', 'echo');
-
-/** The handler under test: arrays × 2, metrics; `action: fail` throws. */
-async function doubling(message: IncomingMessage): Promise<RecordDict> {
-  const config = message.content.configRecord('config');
-  if (config.string('action') === 'fail') throw new Error('asked to fail');
-  const arrays = message.content.arrayRecord('arrays');
-  const doubled = new ArrayRecord();
-  for (const [name, a] of arrays.arrays) {
-    const data = a.data.slice() as Float32Array | Float64Array;
-    for (let i = 0; i < data.length; i++) data[i] *= 2;
-    doubled.arrays.set(name, { dtype: a.dtype, shape: a.shape, data } as NdArray);
-  }
-  return new RecordDict({
-    arrays: doubled,
-    metrics: new MetricRecord({ 'num-examples': 12n, 'train-loss': 0.5, accuracies: [0.25, 0.75], 'server-round': BigInt(config.integer('server-round')) }),
-  });
-}
 
 function startNode(link: SuperLink, key: NodeKey, logger = memoryLogger(), extra: Partial<ConstructorParameters<typeof FleetNode>[0]> = {}) {
   const node = new FleetNode({
@@ -44,31 +24,6 @@ function startNode(link: SuperLink, key: NodeKey, logger = memoryLogger(), extra
   const running = node.run();
   running.catch(() => undefined);
   return { node, running, logger };
-}
-
-interface EchoResult {
-  nodes: string[];
-  results: Array<Record<string, unknown> & { node: string; action: string; error?: { code: number; reason: string } }>;
-}
-
-async function runEcho(link: SuperLink, config: Record<string, string | number>): Promise<EchoResult> {
-  const resultPath = path.join(link.dir, `result-${Date.now()}.json`);
-  const run = await link.runApp(ECHO_APP, { ...config, 'result-path': resultPath, timeout: 40 });
-  assert.ok(existsSync(resultPath), `the ServerApp wrote no result (flwr run exit ${run.status}):\n${run.output}\n--- SuperLink:\n${link.logs.slice(-4000)}`);
-  return JSON.parse(readFileSync(resultPath, 'utf8')) as EchoResult;
-}
-
-function assertDoubled(r: EchoResult['results'][number], nodeId: bigint) {
-  assert.equal(r.missing, undefined, 'a reply arrived');
-  assert.equal(r.error, undefined, `no error: ${JSON.stringify(r.error)}`);
-  assert.equal(r.arrays_ok, true);
-  assert.equal(r.src_node_id, String(nodeId));
-  assert.equal(r.dst_node_id, '1', 'replies go to the SuperLink (node 1)');
-  assert.equal(r.message_type, 'train');
-  assert.equal(r.reply_to_ok, true);
-  assert.equal(r.ttl_ok, true);
-  assert.deepEqual(r.metrics, { 'num-examples': 12, 'train-loss': 0.5, accuracies: [0.25, 0.75], 'server-round': 1 });
-  assert.deepEqual(r.metric_types, { 'num-examples': 'int', 'train-loss': 'float', accuracies: 'list', 'server-round': 'int' });
 }
 
 test('a train message round trip through a real SuperLink; the version probe names both versions on a mismatch', { skip, timeout: 60_000 }, async () => {
@@ -248,10 +203,3 @@ test('a node whose clock is an hour slow is refused ("Invalid timestamp"), and s
   }
 });
 
-async function waitFor(check: () => boolean, ms: number, what: string): Promise<void> {
-  const deadline = Date.now() + ms;
-  while (!check()) {
-    if (Date.now() > deadline) assert.fail(`timed out: ${what}`);
-    await delay(100);
-  }
-}
