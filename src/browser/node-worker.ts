@@ -126,8 +126,9 @@ class NodeSession {
       const reply = await handle(message, context);
       this.status('Waiting for the server');
       if (reply.get('facts')) {
-        const facts = JSON.parse(reply.configRecord('facts').string('json')) as { uploadSpec: Record<string, number>; cell: { method: string } };
+        const facts = JSON.parse(reply.configRecord('facts').string('json')) as { uploadSpec: Record<string, number>; cell: { method: string }; rounds: number };
         this.disclose(facts.cell.method, facts.uploadSpec);
+        this.update({ rounds: facts.rounds });
       }
       if (reply.get('metrics')) {
         const metrics = reply.metricRecord('metrics').values;

@@ -7,7 +7,7 @@
 // is in IndexedDB too) with its personal memory.
 
 import { NodeStorage } from './storage.js';
-import type { DataSource, Disclosure, PageToWorker, PhotoFile, Progress, WorkerToPage } from './protocol.js';
+import { roundText, type DataSource, type Disclosure, type PageToWorker, type PhotoFile, type Progress, type WorkerToPage } from './protocol.js';
 
 const JOINED = 'pfedprompt-joined';
 const IMAGE = /\.(jpe?g|png|webp|gif|bmp)$/i;
@@ -93,7 +93,7 @@ function showDisclosure(d: Disclosure): void {
 function showProgress(p: Progress): void {
   const text = (id: string, value: string | undefined) => { if (value !== undefined) $(id).textContent = value; };
   text('run-method', p.method);
-  text('round', p.round === undefined ? undefined : String(p.round));
+  text('round', roundText(p));
   text('ask', p.ask);
   text('loss', p.trainLoss === undefined ? undefined : p.trainLoss.toFixed(4));
   text('accuracy', p.accuracy === undefined ? undefined : `${(100 * p.accuracy).toFixed(1)} %`);

@@ -37,7 +37,10 @@ export type PageToWorker =
 export interface Progress {
   readonly runId?: string;
   readonly method?: string;
+  /** The server's round; after the last one, Flower numbers the finishing and testing steps rounds + 1. */
   readonly round?: number;
+  /** The cell's rounds, from the node's own description of it. */
+  readonly rounds?: number;
   /** What the node did last: describe, fit, finish, evaluate. */
   readonly ask?: string;
   readonly trainLoss?: number;
@@ -58,3 +61,10 @@ export type WorkerToPage =
   | { readonly type: 'progress'; readonly progress: Progress }
   | { readonly type: 'left' }
   | { readonly type: 'error'; readonly message: string };
+
+/** "2 of 10", and "10 of 10, done" for the steps after the last round (which the server numbers rounds + 1). */
+export function roundText(p: Pick<Progress, 'round' | 'rounds'>): string | undefined {
+  if (p.round === undefined) return undefined;
+  if (p.rounds === undefined) return String(p.round);
+  return p.round > p.rounds ? `${p.rounds} of ${p.rounds}, done` : `${p.round} of ${p.rounds}`;
+}
