@@ -105,11 +105,12 @@ async function main(): Promise<void> {
   const record = (choices: DefaultChoice[]): DefaultChoices => ({ format: DEFAULT_CHOICES_FORMAT, world, command, code, createdAt: new Date().toISOString(), choices });
   const protocolChoice = choice('views per training image and warm-up', protocol);
   mkdirSync(path.dirname(recordFile), { recursive: true });
-  // Written now so that the memory's runs below train under the chosen protocol (the world's config reads it).
-  await writeFileAtomic(recordFile, `${JSON.stringify(record([protocolChoice]), null, 1)}\n`);
+  await writeFileAtomic(recordFile, `${JSON.stringify(record([protocolChoice]), null, 1)}\n`); // a valid record should the next stage be stopped
 
-  // 2. The memory's choices under that protocol: the memory ablation, one choice at a time from the paper's pFedPrompt.
-  const ablation = await memoryAblationConfig(world, pairs, path.join(out, 'memory'));
+  // 2. The memory's choices under that protocol (given as flags, so a trial --record never mixes with the world's own):
+  // the memory ablation, one choice at a time from the paper's pFedPrompt.
+  const chosenProtocol = Object.entries(protocolChoice.candidates[protocolChoice.chosen].settings).map(([key, value]): [string, string] => [key, JSON.stringify(value)]);
+  const ablation = await memoryAblationConfig(world, [...pairs, ...chosenProtocol], path.join(out, 'memory'));
   const done = await runLogged(ablation);
   const memoryChoices = MEMORY_CHOICES.map((c) => choice(c.name, c.candidates.map(({ method, value }) => {
     const setting = value ?? valueAt(ablation, c.path);
