@@ -2,6 +2,8 @@
 // code runs unchanged on Node (node:crypto, node-crypto.ts) and in a browser (WebCrypto,
 // web-crypto.ts). Both are async because WebCrypto is.
 
+import { base64, fromBase64Url } from '../io/base64.js';
+
 /** SHA-256 as lowercase hex: Flower's object id function. */
 export type Sha256Hex = (bytes: Uint8Array) => Promise<string>;
 
@@ -27,10 +29,5 @@ export function openSshEcdsaPublicKey(jwk: { crv?: string; x?: string; y?: strin
   const sshString = (bytes: ArrayLike<number>) => [(bytes.length >>> 24) & 0xff, (bytes.length >>> 16) & 0xff, (bytes.length >>> 8) & 0xff, bytes.length & 0xff, ...Array.from(bytes)];
   const text = (s: string) => Array.from(new TextEncoder().encode(s));
   const blob = [...sshString(text(type)), ...sshString(text(curve)), ...sshString(point)];
-  return `${type} ${btoa(String.fromCharCode(...blob))}`;
-}
-
-function fromBase64Url(s: string): Uint8Array {
-  const binary = atob(s.replace(/-/g, '+').replace(/_/g, '/').padEnd(Math.ceil(s.length / 4) * 4, '='));
-  return Uint8Array.from(binary, (c) => c.charCodeAt(0));
+  return `${type} ${base64(Uint8Array.from(blob))}`;
 }

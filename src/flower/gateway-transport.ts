@@ -13,7 +13,8 @@
 //     status and details: Flower's JSON errors travel there), or `{"error"}` when the
 //     gateway itself refused it.
 // Portable: fetch, btoa/atob, TextDecoder.
-import { base64, callSignal, fetchFailure, fromBase64, httpStatusFailure, metadataHeaders } from './http-transport.js';
+import { base64, fromBase64 } from '../io/base64.js';
+import { callSignal, fetchFailure, httpStatusFailure, metadataHeaders } from './http-transport.js';
 import { FleetCallError, grpcStatusFailure, type CallOptions, type CallResult, type FleetMethod, type FleetTransport } from './transport.js';
 
 export const FLEET_GATEWAY_PATH = '/fleet/';

@@ -7,6 +7,7 @@
 // the suffix and carries base64 (flwr-public-key, flwr-signature), text keys stay as
 // they are. TLS uses the platform's trust store (in Node: add a private CA with
 // NODE_EXTRA_CA_CERTS); node authentication is checked on every call as over gRPC.
+import { base64 } from '../io/base64.js';
 import { FleetCallError, type CallMetadata, type CallOptions, type CallResult, type FleetCallFailure, type FleetMethod, type FleetTransport } from './transport.js';
 
 export interface HttpTransportOptions {
@@ -85,12 +86,3 @@ export function httpStatusFailure(status: number): FleetCallFailure {
   return status === 401 ? 'unauthenticated' : [502, 503, 504].includes(status) ? 'unavailable' : 'rejected';
 }
 
-export function base64(bytes: Uint8Array): string {
-  let binary = '';
-  for (const b of bytes) binary += String.fromCharCode(b);
-  return btoa(binary);
-}
-
-export function fromBase64(text: string): Uint8Array {
-  return Uint8Array.from(atob(text), (c) => c.charCodeAt(0));
-}

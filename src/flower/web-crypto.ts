@@ -3,6 +3,7 @@
 // ECDSA P-384 identity. Two conversions make WebCrypto speak Flower's formats:
 // signatures come out as raw r‖s and Python's `cryptography` verifies DER, and the public
 // key exports as SPKI DER, which Flower knows as PEM with 64-column lines.
+import { base64 } from '../io/base64.js';
 import type { NodeSigner, Sha256Hex } from './crypto.js';
 import { openSshEcdsaPublicKey } from './crypto.js';
 
@@ -109,9 +110,7 @@ function derLength(n: number): Uint8Array {
 
 /** SPKI DER → PEM exactly as OpenSSL (and so Node and Python's `cryptography`) writes it. */
 export function spkiPem(spki: Uint8Array): Uint8Array {
-  let binary = '';
-  for (const b of spki) binary += String.fromCharCode(b);
-  const lines = btoa(binary).match(/.{1,64}/g) ?? [];
+  const lines = base64(spki).match(/.{1,64}/g) ?? [];
   return new TextEncoder().encode(`-----BEGIN PUBLIC KEY-----\n${lines.join('\n')}\n-----END PUBLIC KEY-----\n`);
 }
 

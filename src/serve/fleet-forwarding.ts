@@ -5,7 +5,7 @@
 // The wire format is the browser side's (src/flower/gateway-transport.ts).
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { TIMEOUT_HEADER, TRAILERS_HEADER, encodeTrailers, type GatewayErrorBody } from '../flower/gateway-transport.js';
-import { fromBase64 } from '../flower/http-transport.js';
+import { fromBase64 } from '../io/base64.js';
 import { FleetCallError, isFleetMethod, type CallMetadata, type FleetTransport } from '../flower/transport.js';
 
 /**
