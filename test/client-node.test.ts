@@ -15,6 +15,7 @@ import { runFederation } from '../src/federation/engine.js';
 import type { Tensors } from '../src/federation/method.js';
 import { createMethod, type MethodId } from '../src/methods/index.js';
 import { ClientNode, type CellFacts, type NodeRequest } from '../src/node/client-node.js';
+import { runConfigFields } from '../src/node/client-core.js';
 import { fixture } from './shared.js';
 import { writeShapesDataset } from './synthetic-dataset.js';
 
@@ -135,4 +136,10 @@ test('a wrong-shaped or non-finite array, or an unknown request, is refused with
   // And it keeps serving.
   const ok = await n.handle({ ...base, ask: 'fit', round: 1, arrays: { context } });
   assert.ok(ok.arrays?.context);
+});
+
+test('a run config that is not JSON, or not a mapping of fields, is refused naming run-config (the Node node and the browser read it alike)', () => {
+  assert.deepEqual(runConfigFields('{"seeds": [1]}'), { seeds: [1] });
+  assert.throws(() => runConfigFields('{ seeds'), /^Error: run-config: not JSON \(/);
+  for (const text of ['[1, 2]', 'null', '3']) assert.throws(() => runConfigFields(text), /run-config: a config must be a mapping of fields/);
 });

@@ -19,7 +19,7 @@ import { createPartition } from '../data/partitioners/index.js';
 import { partitionRequest } from '../experiment/cell.js';
 import { parseConfig, type ExperimentConfig } from '../experiment/config.js';
 import { sha256Hex } from '../io/sha256.js';
-import type { NodeReply, NodeRequest } from '../node/client-core.js';
+import { runConfigFields, type NodeReply, type NodeRequest } from '../node/client-core.js';
 import { WORLD_IMAGE_SIZE, worldClasses, worldExamples } from '../world/examples.js';
 import { DEFAULT_WORLD, worldDatasetOptions, WORLD_CLIENTS } from '../world/presets.js';
 import type { BrowserClientOptions, BrowserImage } from './client.js';
@@ -67,13 +67,7 @@ export function folderImages(files: readonly PhotoFile[]): { images: BrowserImag
 
 /** The run's config as the server sent it (only its partition is read here; the client checks the rest). */
 function runConfigOf(request: NodeRequest): ExperimentConfig {
-  let raw: unknown;
-  try {
-    raw = JSON.parse(request.runConfig);
-  } catch (error) {
-    throw new Error(`run-config: not JSON (${(error as Error).message})`);
-  }
-  return parseConfig(raw, 'run-config');
+  return parseConfig(runConfigFields(request.runConfig), 'run-config');
 }
 
 /** A node computing for `source`: the client is made on the first request of each partition. */

@@ -146,6 +146,18 @@ interface LoadedCell {
   readonly logitScale: number;
 }
 
+/** The fields of the run's config as the server sent it (JSON text); not JSON, or not a mapping, is an error naming run-config. */
+export function runConfigFields(runConfig: string): Record<string, unknown> {
+  let raw: unknown;
+  try {
+    raw = JSON.parse(runConfig);
+  } catch (error) {
+    throw new Error(`run-config: not JSON (${(error as Error).message})`);
+  }
+  if (raw === null || typeof raw !== 'object' || Array.isArray(raw)) throw new Error('run-config: a config must be a mapping of fields');
+  return raw as Record<string, unknown>;
+}
+
 export class ClientCore {
   private cell?: Promise<LoadedCell>;
 
@@ -269,14 +281,8 @@ export class ClientCore {
 
   /** The run's config with this node's own paths (its model, tokenizer and data, never the server's), and as the run wrote it. */
   private nodeConfig(runConfig: string): { config: ExperimentConfig; reported: ExperimentConfig } {
-    let raw: unknown;
-    try {
-      raw = JSON.parse(runConfig);
-    } catch (error) {
-      throw new Error(`run-config: not JSON (${(error as Error).message})`);
-    }
-    if (raw === null || typeof raw !== 'object' || Array.isArray(raw)) throw new Error('run-config: a config must be a mapping of fields');
-    const { data, cache: _cache, output: _output, ...rest } = raw as Record<string, unknown>;
+    const raw = runConfigFields(runConfig);
+    const { data, cache: _cache, output: _output, ...rest } = raw;
     const { own } = this.options;
     const runData = (data ?? {}) as Record<string, unknown>;
     const config = parseConfig({
