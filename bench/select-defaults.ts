@@ -89,10 +89,10 @@ async function main(): Promise<void> {
 
   // 1. The protocol, from the schema's settings (no earlier record is read).
   const protocol: DefaultChoice['candidates'] = [];
+  const base = await worldExperimentConfig(out, (m) => console.error(m), world, { chosenDefaults: false }); // the dataset, drawn once for all six
   for (const views of VIEWS) {
     for (const warmupEpochs of WARMUP_EPOCHS) {
       const dir = path.join(out, `protocol-views${views}-warmup${warmupEpochs}`);
-      const base = await worldExperimentConfig(dir, (m) => console.error(m), world, { chosenDefaults: false });
       const config: ExperimentConfig = parseConfig(applyOverrides({ ...base, output: dir, methods: PROTOCOL_METHODS }, [
         ...pairs, ['data.views', String(views)], ['optimizer.warmupEpochs', String(warmupEpochs)],
       ]), 'select:defaults');
